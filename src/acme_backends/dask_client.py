@@ -1,0 +1,138 @@
+"""Executors on a dask ``distributed`` client.
+
+:class:`DaskClientExecutor` runs on a client it is given (or the one already
+running in the process): it attaches and, by default, leaves the client alone
+at the end. Subclasses that start a cluster (local, SLURM, ...) only implement
+:meth:`DaskClientExecutor._start`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, ClassVar
+
+log = logging.getLogger("acme")
+
+
+def current_client() -> Any:
+    """The dask client running in this process, or None (never starts one)."""
+    try:
+        from distributed import get_client
+    except ImportError:  # pragma: no cover - distributed is a core dependency
+        return None
+    try:
+        client = get_client()
+    except ValueError:
+        return None
+    return client if client.status == "running" else None
+
+
+def _set_sys_path(paths: list[str]) -> None:
+    for path in reversed(paths):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+
+
+class SysPathPlugin:
+    """Worker plugin giving workers the caller's ``sys.path`` (ACME does the same).
+
+    Functions imported from a module next to the user's script (not installed)
+    can then be unpickled on the workers.
+    """
+
+    name = "acme-sys-path"
+
+    def __init__(self, paths: list[str]) -> None:
+        self.paths = paths
+
+    def setup(self, worker: Any) -> None:
+        _set_sys_path(self.paths)
+
+    def teardown(self, worker: Any) -> None:  # pragma: no cover - nothing to undo
+        pass
+
+
+class DaskClientExecutor:
+    """Run tasks on an existing dask client.
+
+    Parameters
+    ----------
+    client : distributed.Client, optional
+        The client to use; by default the client running in this process.
+    """
+
+    name: ClassVar[str] = "dask"
+    #: attached to a client the user brought: shutdown() leaves it running
+    owns_resources: bool = False
+
+    def __init__(self, client: Any = None) -> None:
+        if client is None:
+            client = current_client()
+            if client is None:
+                raise ValueError(
+                    "`backend` 'dask' attaches to a running dask client, but none is running; "
+                    "start one (e.g. acme_core.local_cluster_setup()) or use backend='dask-local'")
+        self.client = client
+        self._prepared = False
+
+    # -- concurrent.futures shape -------------------------------------------
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        self._prepare_workers()
+        # pure=False: calls with identical arguments must each run (ACME dedups them)
+        return self.client.submit(fn, *args, pure=False, **kwargs)
+
+    def map(self, fn: Callable[..., Any], *iterables: Iterable[Any], timeout: float | None = None,
+            chunksize: int = 1) -> Iterator[Any]:
+        futures = [self.submit(fn, *args) for args in zip(*iterables)]
+
+        def results() -> Iterator[Any]:
+            for future in futures:
+                yield future.result(timeout=timeout)
+
+        return results()
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        from acme_core.clusters import cluster_cleanup
+
+        cluster_cleanup(self.client)
+
+    def __enter__(self) -> DaskClientExecutor:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.shutdown()
+
+    # -- optional members ParallelMap uses ------------------------------------
+    def broadcast(self, value: Any) -> Any:
+        """Send ``value`` to every worker once; tasks receive it through the future."""
+        self._prepare_workers()
+        # hash=False: a fresh key per run, so a later run on the same client never
+        # depends on data an earlier run released ("computation on lost data").
+        return self.client.scatter(value, broadcast=True, hash=False)
+
+    def worker_count(self) -> int:
+        return len(self.client.scheduler_info(n_workers=-1).get("workers", {}))
+
+    def wait_for_workers(self, n: int, timeout: float) -> None:
+        self.client.wait_for_workers(n, timeout=timeout)
+
+    @property
+    def dashboard_link(self) -> str | None:
+        try:
+            return str(self.client.dashboard_link)
+        except Exception:
+            return None
+
+    def _prepare_workers(self) -> None:
+        if self._prepared:
+            return
+        self._prepared = True
+        try:
+            self.client.register_plugin(SysPathPlugin(list(sys.path)), name=SysPathPlugin.name)
+        except Exception as exc:  # pragma: no cover - old distributed versions
+            log.debug("could not forward sys.path to the workers: %s", exc)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.client!r})"

@@ -1,0 +1,36 @@
+"""The ``"dask-local"`` backend: a dask ``LocalCluster`` on this machine."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from acme_backends.dask_client import DaskClientExecutor
+
+
+class DaskLocalExecutor(DaskClientExecutor):
+    """Start a local dask cluster (worker processes on this machine) and run on it.
+
+    Parameters
+    ----------
+    n_workers : int or "auto"
+        Number of worker processes; ``"auto"`` lets dask choose from the cores.
+    mem_per_worker : str
+        Memory limit per worker, e.g. ``"2GB"`` (``"auto"``: dask's default).
+    threads_per_worker : int
+        Threads in each worker process (1: the calls run in parallel processes).
+    **cluster_options
+        Passed to :func:`acme_core.local_cluster_setup` / ``LocalCluster``.
+    """
+
+    name: ClassVar[str] = "dask-local"
+    owns_resources = True
+
+    def __init__(self, n_workers: int | str = "auto", mem_per_worker: str = "auto",
+                 threads_per_worker: int = 1, **cluster_options: Any) -> None:
+        from acme_core.clusters import local_cluster_setup
+
+        client = local_cluster_setup(
+            n_workers=None if n_workers == "auto" else n_workers,
+            mem_per_worker=None if mem_per_worker == "auto" else mem_per_worker,
+            threads_per_worker=threads_per_worker, interactive=False, **cluster_options)
+        super().__init__(client)

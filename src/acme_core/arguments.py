@@ -1,0 +1,218 @@
+"""ACME's argument distribution: how ``ParallelMap(func, *args, **kwargs)`` becomes calls.
+
+Rules (ACME's, see the user guide):
+
+* the number of calls ``n_inputs`` is inferred from the lengths of list, tuple
+  and 1-D array arguments (``range`` counts as a list); candidates of different
+  lengths are ambiguous and need an explicit ``n_inputs``;
+* a list/tuple of length N, or an array whose first axis has length N and that
+  squeezes to 1-D, is split: call *i* gets element *i*;
+* everything else (scalars, strings, dicts, other arrays, lists of another
+  length) is shared by every call and sent to each worker once;
+* a positional parameter given by name is moved into place;
+* a keyword argument whose default is an array is always shared.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from acme_core.task import TASK_ID, Call, Shared
+
+log = logging.getLogger("acme")
+
+#: arguments bigger than this (in MB) get a warning: every worker receives them
+MAX_ARG_SIZE_MB = 1024
+
+
+@dataclass
+class Distribution:
+    """The outcome of distributing ``args``/``kwargs`` over ``n_calls`` calls."""
+
+    n_calls: int
+    n_args: int
+    shared: Shared
+    #: positional index -> per-call values (length n_calls)
+    split_args: dict[int, list[Any]] = field(default_factory=dict)
+    #: keyword -> per-call values (length n_calls)
+    split_kwargs: dict[str, list[Any]] = field(default_factory=dict)
+    pass_task_id: bool = False
+
+    def call(self, task_id: int) -> Call:
+        """The per-call arguments of call ``task_id``."""
+        return Call(
+            task_id,
+            {i: values[task_id] for i, values in self.split_args.items()},
+            {k: values[task_id] for k, values in self.split_kwargs.items()},
+        )
+
+    def calls(self, task_ids: list[int]) -> list[Call]:
+        return [self.call(i) for i in task_ids]
+
+    def iter_arguments(self) -> Iterator[tuple[list[Any], dict[str, Any]]]:
+        """Every call's full ``(args, kwargs)``, in task order (for in-process runs)."""
+        from acme_core.task import assemble
+
+        for i in range(self.n_calls):
+            yield assemble(self.n_args, self.shared, self.call(i), self.pass_task_id)
+
+
+def _length(value: Any) -> int | None:
+    """The length a value contributes to ``n_inputs`` inference, or None."""
+    if isinstance(value, (list, tuple)):
+        return len(value)
+    if isinstance(value, np.ndarray) and value.squeeze().ndim == 1:
+        return int(value.squeeze().size)
+    return None
+
+
+def _splittable(value: Any, n: int) -> bool:
+    if isinstance(value, (list, tuple)):
+        return len(value) == n
+    if isinstance(value, np.ndarray) and value.ndim >= 1:
+        return value.squeeze().ndim == 1 and value.shape[0] == n
+    return False
+
+
+def _split(value: Any) -> list[Any]:
+    return list(value)
+
+
+def describe_func(func: Any) -> str:
+    return getattr(func, "__name__", type(func).__name__)
+
+
+def check_callable(func: Any) -> inspect.Signature:
+    """Check that ``func`` is a callable with an inspectable signature."""
+    if not callable(func):
+        raise TypeError(f"<ParallelMap> first input has to be a callable function, not {type(func)}")
+    try:
+        return inspect.signature(func)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"<ParallelMap> cannot inspect the signature of {describe_func(func)!r} ({exc}); "
+            "wrap it in a Python function") from None
+
+
+def distribute(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+               n_inputs: int | str = "auto") -> Distribution:
+    """Apply the distribution rules; raise ValueError/TypeError on bad input."""
+    sig = check_callable(func)
+    name = describe_func(func)
+    params = list(sig.parameters.values())
+    positional = [p for p in params
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty]
+    has_varargs = any(p.kind is p.VAR_POSITIONAL for p in params)
+    has_varkw = any(p.kind is p.VAR_KEYWORD for p in params)
+    keyword = {p.name: p for p in params
+               if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.default is not p.empty}
+    required_kwonly = [p.name for p in params if p.kind is p.KEYWORD_ONLY and p.default is p.empty]
+    pass_task_id = TASK_ID in keyword or TASK_ID in required_kwonly
+
+    args_list = [list(a) if isinstance(a, range) else a for a in args]
+    kwargs = {k: (list(v) if isinstance(v, range) else v) for k, v in kwargs.items()}
+    kwargs.pop(TASK_ID, None)  # filled in per call when func declares it
+
+    # Positional parameters given by name are moved into place.
+    for index, param in enumerate(positional):
+        if param.name in kwargs and param.kind is not param.POSITIONAL_ONLY:
+            if index < len(args_list):
+                raise ValueError(
+                    f"<ParallelMap> {name} got argument {param.name!r} both by position and by name")
+            args_list.insert(index, kwargs.pop(param.name))
+
+    names = tuple(p.name for p in positional)
+    if len(args_list) < len(positional) or (len(args_list) > len(positional) and not has_varargs):
+        raise ValueError(
+            f"<ParallelMap> {name} expects {len(positional)} positional arguments {_tuple(names)}, "
+            f"found {len(args_list)}")
+    missing = [k for k in required_kwonly if k not in kwargs and k != TASK_ID]
+    if missing:
+        raise ValueError(f"<ParallelMap> {name} requires the keyword arguments {missing}, found none for them")
+    unknown = [k for k in kwargs if k not in keyword and k not in required_kwonly]
+    if unknown and not has_varkw:
+        raise ValueError(
+            f"<ParallelMap> {name} accepts at maximum {len(keyword)} keyword arguments "
+            f"{_tuple(tuple(keyword))}, found {len(kwargs)} (unknown: {', '.join(map(repr, unknown))})")
+
+    # --- n_inputs inference -------------------------------------------------
+    lengths = [n for n in (_length(a) for a in args_list) if n is not None]
+    for key, value in kwargs.items():
+        default = keyword[key].default if key in keyword else inspect.Parameter.empty
+        if isinstance(value, (list, tuple)):
+            if isinstance(default, (list, tuple)) and len(default) == len(value):
+                continue
+            lengths.append(len(value))
+        elif isinstance(value, np.ndarray) and not isinstance(default, np.ndarray):
+            n = _length(value)
+            if n is not None:
+                lengths.append(n)
+    if n_inputs == "auto":
+        if len(set(lengths)) != 1:
+            raise ValueError(
+                f"<ParallelMap> automatic input distribution failed: found {len(lengths)} objects "
+                f"containing {min(lengths, default=0)} to {max(lengths, default=0)} elements. "
+                "Please specify `n_inputs` manually. ")
+        n_calls = lengths[0]
+    else:
+        n_calls = int(n_inputs)
+        if n_calls not in set(lengths) and not all(n == 1 for n in lengths):
+            raise ValueError(
+                f"<ParallelMap> No object has required length of {n_calls} matching `n_inputs`. ")
+
+    # --- splitting / sharing ------------------------------------------------
+    dist = Distribution(n_calls=n_calls, n_args=len(args_list), shared=Shared(),
+                        pass_task_id=pass_task_id)
+    for index, value in enumerate(args_list):
+        if _splittable(value, n_calls):
+            dist.split_args[index] = _split(value)
+        else:
+            if callable(value):
+                log.warning("Found a single callable object in positional arguments. It will be "
+                            "executed just once and shared by all workers")
+            _check_size(value, f"positional argument {index}")
+            dist.shared.args[index] = value
+    for key, value in kwargs.items():
+        default = keyword[key].default if key in keyword else inspect.Parameter.empty
+        if not isinstance(default, np.ndarray) and _splittable(value, n_calls):
+            dist.split_kwargs[key] = _split(value)
+        else:
+            if callable(value):
+                log.warning("Found a single callable object in keyword arguments: %s. It will be "
+                            "executed just once and shared by all workers", key)
+            _check_size(value, f"keyword argument {key!r}")
+            dist.shared.kwargs[key] = value
+    return dist
+
+
+def _tuple(names: tuple[str, ...]) -> str:
+    return "(" + ", ".join(repr(n) for n in names) + ")"
+
+
+def size_mb(value: Any, _depth: int = 0) -> float:
+    """Rough size in MB of ``value`` (numpy buffers and nested containers counted)."""
+    if _depth > 50:  # self-referencing containers: stop rather than recurse forever
+        return 0.0
+    if isinstance(value, np.ndarray):
+        return value.nbytes / 1024**2
+    size = sys.getsizeof(value) / 1024**2
+    if isinstance(value, dict):
+        size += sum(size_mb(k, _depth + 1) + size_mb(v, _depth + 1) for k, v in value.items())
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        size += sum(size_mb(v, _depth + 1) for v in value)
+    return size
+
+
+def _check_size(value: Any, what: str) -> None:
+    size = size_mb(value)
+    if size > MAX_ARG_SIZE_MB:
+        log.warning("%s: argument size %4.2f MB exceeds recommended limit of %d MB. Distributing "
+                    "large variables across workers may result in poor performance. ",
+                    what, size, MAX_ARG_SIZE_MB)

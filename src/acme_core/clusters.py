@@ -1,0 +1,173 @@
+"""Starting and stopping dask clients: ``local_cluster_setup`` and ``cluster_cleanup``.
+
+Cluster setups are plugins too: this module registers ``local_cluster_setup``
+through :func:`acme_register_cluster_setups`, like a site plugin registers its
+presets.
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+import os
+import sys
+from typing import Any
+
+from acme_core import validation
+from acme_core.hookspecs import Register
+from acme_core.plugins import hookimpl
+
+log = logging.getLogger("acme")
+
+MAIN_GUARD_MESSAGE = (
+    "acme-core starts worker processes, and Python re-imports your script in each of them. "
+    "Put the code that calls ParallelMap (or starts a cluster) under\n\n"
+    "    if __name__ == \"__main__\":\n        ...\n\n"
+    "so that it runs only in the main process. See 'Scripts' in the README.")
+
+
+class MainGuardError(RuntimeError):
+    """A cluster was started while a worker process was importing the user's script."""
+
+
+def _is_main_test(test: ast.expr) -> bool:
+    """Whether ``test`` is ``__name__ == "__main__"`` (either way round)."""
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1
+            and isinstance(test.ops[0], ast.Eq)):
+        return False
+    sides = [test.left, test.comparators[0]]
+    return (any(isinstance(s, ast.Name) and s.id == "__name__" for s in sides)
+            and any(isinstance(s, ast.Constant) and s.value == "__main__" for s in sides))
+
+
+def called_outside_main_guard() -> bool:
+    """True when the main script calls us from module level without the guard.
+
+    Worker processes are started with ``spawn``, which re-imports the main script
+    in every worker; module-level code outside ``if __name__ == "__main__":``
+    would start a cluster there too. Interactive sessions, notebooks and
+    ``python -c`` have no script file and are never affected.
+    """
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if main is None or not path or not os.path.isfile(path):
+        return False
+    frame = sys._getframe()
+    while frame is not None:
+        if frame.f_globals is main.__dict__ and frame.f_code.co_name == "<module>":
+            break
+        frame = frame.f_back  # type: ignore[assignment]
+    if frame is None:
+        return False  # called from a function: the caller decides when it runs
+    try:
+        with open(path, encoding="utf-8") as fh:
+            tree = ast.parse(fh.read())
+    except (OSError, SyntaxError, ValueError):
+        return False
+    line = frame.f_lineno
+    return not any(isinstance(node, ast.If) and _is_main_test(node.test)
+                   and node.lineno <= line <= (node.end_lineno or node.lineno)
+                   for node in tree.body)
+
+
+def check_main_guard() -> None:
+    """Stop at once, with a message saying what to add, if the guard is missing."""
+    if called_outside_main_guard():
+        raise MainGuardError(MAIN_GUARD_MESSAGE)
+
+
+def local_cluster_setup(n_workers: int | None = None, mem_per_worker: str | None = None,
+                        interactive: bool = True, start_client: bool = True,
+                        threads_per_worker: int = 1, dashboard_address: str = "127.0.0.1:0",
+                        **cluster_options: Any) -> Any:
+    """Start a dask ``LocalCluster`` on this machine and return a client connected to it.
+
+    Parameters
+    ----------
+    n_workers : int, optional
+        Number of worker processes (default: dask's choice from the cores).
+    mem_per_worker : str, optional
+        Memory limit per worker, e.g. ``"2GB"`` (decimal units, like dask).
+    interactive : bool
+        Kept for ACME compatibility. acme-core never asks whether the script has a
+        ``__main__`` guard: a missing guard is detected and reported instead.
+    start_client : bool
+        Return a ``Client`` (default) or only the ``LocalCluster``.
+    threads_per_worker : int
+        Threads per worker process.
+    dashboard_address : str
+        Where the dashboard listens; the default binds to localhost only.
+    **cluster_options
+        Any other ``distributed.LocalCluster`` keyword.
+
+    Returns
+    -------
+    distributed.Client or distributed.LocalCluster
+    """
+    validation.boolean(interactive, "interactive")
+    validation.boolean(start_client, "start_client")
+    if n_workers is not None:
+        validation.scalar(n_workers, "n_workers", lims=(1, float("inf")))
+    if mem_per_worker is not None:
+        validation.mem_spec(mem_per_worker)
+    validation.scalar(threads_per_worker, "threads_per_worker", lims=(1, float("inf")))
+    check_main_guard()
+    from distributed import Client, LocalCluster
+
+    options: dict[str, Any] = {"threads_per_worker": threads_per_worker,
+                               "dashboard_address": dashboard_address, "host": "127.0.0.1"}
+    if n_workers is not None:
+        options["n_workers"] = int(n_workers)
+    if mem_per_worker is not None:
+        options["memory_limit"] = mem_per_worker
+    options.update(cluster_options)
+    cluster = LocalCluster(**options)
+    if not start_client:
+        return cluster
+    client = Client(cluster)
+    log.info("Local parallel computing client ready, dashboard accessible at %s",
+             client.dashboard_link)
+    return client
+
+
+def cluster_cleanup(client: Any = None) -> None:
+    """Stop a dask client and the cluster behind it (the running one by default).
+
+    Parameters
+    ----------
+    client : distributed.Client, optional
+        The client to stop; None stops the client running in this process, if any.
+    """
+    from distributed import Client
+
+    if client is None:
+        from acme_backends.dask_client import current_client
+
+        client = current_client()
+        if client is None:
+            log.warning("No dangling clients or clusters found.")
+            return
+    if not isinstance(client, Client):
+        raise TypeError(f"<cluster_cleanup> `client` has to be a dask client object, not {type(client)}")
+    cluster = client.cluster
+    n_workers = len(cluster.workers) if cluster is not None and hasattr(cluster, "workers") else 0
+    desc = (f"{type(cluster).__name__} hosted on {client.scheduler.address}" if cluster is not None
+            else f"client of scheduler {client.scheduler.address}")
+    if cluster is None:
+        # Connected by address: we cannot stop the cluster, only tell it to shut down.
+        try:
+            client.shutdown()
+        except Exception as exc:  # pragma: no cover - depends on the remote side
+            log.warning("Could not gracefully shut down cluster: %s", exc)
+    else:
+        client.close()
+        try:
+            cluster.close()
+        except Exception as exc:  # pragma: no cover - depends on the cluster type
+            log.warning("Could not gracefully shut down cluster: %s", exc)
+    log.info("Successfully shut down %s containing %d workers", desc, n_workers)
+
+
+@hookimpl
+def acme_register_cluster_setups(register: Register) -> None:
+    register(local_cluster_setup, name="local")

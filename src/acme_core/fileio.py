@@ -1,0 +1,46 @@
+"""Atomic file writing: a result is complete under its final name or absent."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def temporary_name(final: str | os.PathLike[str]) -> Path:
+    """A unique temporary name in the same directory as ``final`` (same file system)."""
+    final = Path(final)
+    return final.with_name(f".{final.name}.{uuid.uuid4().hex[:12]}.partial")
+
+
+@contextlib.contextmanager
+def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path; on success rename it to ``final``, else delete it.
+
+    The rename is ``os.replace``: atomic on POSIX within one file system, and it
+    replaces an earlier complete result (a retried call) in one step.
+    """
+    tmp = temporary_name(final)
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_bytes_atomic(final: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``final`` atomically (fsync'd before the rename)."""
+    with atomic_path(final) as tmp:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def is_partial(name: str) -> bool:
+    """Whether a directory entry is an unfinished temporary file."""
+    return name.startswith(".") and name.endswith(".partial")

@@ -1,0 +1,110 @@
+"""The ResultStore protocol: where results go and how they come back.
+
+A store has two halves, because results are written where the call ran:
+
+* the **driver-side store** (:class:`ResultStore`) lives in the process that
+  called ``ParallelMap``. It prepares the run directory, hands out a writer,
+  turns the per-call references into what ``compute()`` returns, and reads a
+  finished run back for :func:`acme_core.open_results`;
+* the **worker-side writer** (:class:`ResultWriter`) is small and picklable; it
+  travels with every task and writes one call's return value, returning a
+  *reference* (a file path, or the value itself for in-memory stores).
+
+Writers must be atomic: a result is complete under its final name or absent
+(write to a temporary name in the same directory, then ``os.replace``). A call
+may be written twice (a retried call, or a chunk rerun after its worker died);
+the second write must replace the first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What a store is told about the run it prepares."""
+
+    func_name: str
+    n_calls: int
+    #: the run directory; None for stores that write nothing
+    output_dir: Path | None
+    #: ACME's result_shape with ``None`` replaced by ``n_calls`` (or None)
+    result_shape: tuple[float, ...] | None = None
+    result_dtype: np.dtype | None = None
+    stacking_dim: int | None = None
+    #: True when finishing an earlier run in ``output_dir``: keep what is there
+    resume: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class ResultWriter(Protocol):
+    """Worker-side half of a store. Must be picklable."""
+
+    def write(self, task_id: int, value: Any) -> Any:
+        """Store ``value`` (what call ``task_id`` returned); return its reference."""
+        ...
+
+
+@runtime_checkable
+class ResultStore(Protocol):
+    """Driver-side half of a store (see the module docstring)."""
+
+    #: registry name, e.g. ``"hdf5"``
+    name: ClassVar[str]
+    #: whether the store needs a run directory
+    writes_files: ClassVar[bool]
+    #: the aggregate container's path after ``finalize`` (or None)
+    results_container: str | None
+
+    def prepare(self, run: RunInfo) -> None:
+        """Create directories and containers before any call runs."""
+        ...
+
+    def writer(self) -> ResultWriter:
+        """Return the picklable writer that tasks use."""
+        ...
+
+    def finalize(self, references: list[Any], failed: set[int]) -> Any:
+        """Turn per-call references (task order) into what ``compute()`` returns.
+
+        ``references[i]`` is None for a call in ``failed``.
+        """
+        ...
+
+    def existing(self) -> dict[int, Any]:
+        """For resume: task id -> reference of every complete result on disk."""
+        ...
+
+    @classmethod
+    def read(cls, run_dir: Path, manifest: dict[str, Any]) -> Any:
+        """Read a finished run back as numpy values in task order."""
+        ...
+
+
+class BaseStore:
+    """Convenience base with the defaults most stores want."""
+
+    name: ClassVar[str] = ""
+    writes_files: ClassVar[bool] = True
+
+    def __init__(self) -> None:
+        self.results_container: str | None = None
+        self.run: RunInfo | None = None
+
+    def prepare(self, run: RunInfo) -> None:
+        self.run = run
+
+    def existing(self) -> dict[int, Any]:
+        return {}
+
+    def finalize(self, references: list[Any], failed: set[int]) -> Any:
+        return references
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"

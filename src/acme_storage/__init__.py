@@ -1,0 +1,22 @@
+"""Result-store plugins shipped with acme-core.
+
+They register through :func:`acme_register_stores`, the same hook third-party
+store plugins implement. Heavy imports (h5py, zarr) happen inside the store
+modules' methods, so listing the stores costs nothing.
+"""
+
+from __future__ import annotations
+
+from acme_core.plugins import hookimpl
+from acme_core.hookspecs import Register
+
+
+@hookimpl
+def acme_register_stores(register: Register) -> None:
+    from acme_storage.hdf5 import HDF5Store
+    from acme_storage.memory import MemoryStore
+    from acme_storage.pickled import PickleStore
+
+    register(HDF5Store)
+    register(PickleStore)
+    register(MemoryStore)
