@@ -34,3 +34,22 @@ class DaskLocalExecutor(DaskClientExecutor):
             mem_per_worker=None if mem_per_worker == "auto" else mem_per_worker,
             threads_per_worker=threads_per_worker, interactive=False, **cluster_options)
         super().__init__(client)
+
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> None:
+        """Reject keywords neither we nor LocalCluster/Nanny/Worker know, before starting.
+
+        LocalCluster forwards unknown keywords to its worker processes, where they
+        fail only after the cluster started; checking here fails early and clearly.
+        """
+        import inspect
+
+        from distributed import LocalCluster, Nanny, Worker
+
+        known = set(inspect.signature(cls).parameters)
+        for target in (LocalCluster, Nanny, Worker):
+            known |= {name for name, p in inspect.signature(target).parameters.items()
+                      if p.kind is not p.VAR_KEYWORD}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise TypeError(f"unexpected keyword argument(s) {unknown} for LocalCluster")

@@ -120,12 +120,10 @@ def distribute(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str
     kwargs = {k: (list(v) if isinstance(v, range) else v) for k, v in kwargs.items()}
     kwargs.pop(TASK_ID, None)  # filled in per call when func declares it
 
-    # Positional parameters given by name are moved into place.
+    # Positional parameters given by name are moved into place (ACME inserts them at
+    # their index: ParallelMap(f, 4, x=[...]) means f(x=[...][i], y=4)).
     for index, param in enumerate(positional):
         if param.name in kwargs and param.kind is not param.POSITIONAL_ONLY:
-            if index < len(args_list):
-                raise ValueError(
-                    f"<ParallelMap> {name} got argument {param.name!r} both by position and by name")
             args_list.insert(index, kwargs.pop(param.name))
 
     names = tuple(p.name for p in positional)

@@ -65,6 +65,9 @@ def _check_options(cls: Any, options: dict[str, Any], parameter: str) -> None:
     """Fail early (before anything starts) when ``cls`` cannot take ``options``."""
     try:
         inspect.signature(cls).bind_partial(**options)
+        check = getattr(cls, "check_options", None)
+        if callable(check):
+            check(options)
     except TypeError as exc:
         raise ValueError(f"`{parameter}` {options!r} do not fit {cls.__name__}: {exc}") from None
     except ValueError:  # signature not inspectable: let the class decide

@@ -1,0 +1,50 @@
+"""Shared fixtures: one real dask LocalCluster for the session, scratch directories."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).parent
+
+
+@pytest.fixture(scope="session")
+def client():
+    """A real 2-worker LocalCluster; ParallelMap(backend="auto") attaches to it."""
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                           dashboard_address="127.0.0.1:0", host="127.0.0.1")
+    client = Client(cluster)
+    yield client
+    client.close()
+    cluster.close()
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch):
+    """Run the test with the current directory in a scratch directory."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def run_script(path: Path, *args: str, timeout: float = 180, env: dict | None = None,
+               cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run a Python script in a fresh interpreter (as a user would) and capture its output."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, str(path), *args], capture_output=True, text=True,
+                          timeout=timeout, env=full_env, cwd=cwd or path.parent)
+
+
+@pytest.fixture(scope="session")
+def toy_plugin_path(tmp_path_factory) -> Path:
+    """The toy third-party plugin distribution, really pip-installed into a scratch dir."""
+    target = tmp_path_factory.mktemp("toy-plugin-site")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                    "--no-build-isolation", "--target", str(target),
+                    str(HERE / "data" / "toy-plugin")], check=True)
+    return target

@@ -1,0 +1,188 @@
+"""The plugin system: built-ins through the hooks, a real third-party plugin, lookups."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import acme_core
+from acme_core.plugins import did_you_mean, lookup, reset_plugins
+
+
+def test_builtins_are_listed():
+    assert {"dask-local", "dask"} <= set(acme_core.list_backends())
+    assert {"hdf5", "pickle", "memory"} <= set(acme_core.list_stores())
+    assert "local" in acme_core.list_cluster_setups()
+
+
+def test_listing_is_sorted_and_maps_to_classes():
+    backends = acme_core.list_backends()
+    assert list(backends) == sorted(backends)
+    assert backends["dask-local"].name == "dask-local"
+    assert acme_core.list_stores()["hdf5"].name == "hdf5"
+
+
+def test_unknown_backend_lists_names_and_closest_match():
+    def f(x):
+        return x
+
+    with pytest.raises(ValueError) as info:
+        acme_core.ParallelMap(f, [1, 2], backend="dask-locl")
+    msg = str(info.value)
+    assert "`backend`" in msg and "'dask-locl'" in msg
+    assert "'dask-local'" in msg and "Did you mean 'dask-local'?" in msg
+
+
+def test_unknown_store_lists_names(in_tmp):
+    def f(x):
+        return x
+
+    with pytest.raises(ValueError, match=r"`store` has to be one of .*'hdf5'.*not 'hfd5'.*Did you mean 'hdf5'"):
+        acme_core.ParallelMap(f, [1, 2], store="hfd5")
+    assert list(in_tmp.iterdir()) == []  # nothing written before the error
+
+
+def test_did_you_mean_is_empty_for_nothing_close():
+    assert did_you_mean("zzzz", ["hdf5", "pickle"]) == ""
+    with pytest.raises(ValueError, match=r"\['a', 'b'\]"):
+        lookup("thing", "c", {"b": 1, "a": 2}, "param")
+
+
+def test_importing_changes_no_global_state():
+    code = textwrap.dedent("""
+        import logging, sys
+        hook = sys.excepthook
+        root = list(logging.getLogger().handlers)
+        import acme_core
+        assert sys.excepthook is hook, "excepthook replaced"
+        assert logging.getLogger().handlers == root
+        assert logging.getLogger("acme").handlers == []
+        assert "dask" not in sys.modules and "h5py" not in sys.modules, sorted(
+            m for m in sys.modules if m.startswith(("dask", "h5py")))
+        print("ok")
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
+SCRIPT = textwrap.dedent("""
+    import json, sys, warnings
+    from pathlib import Path
+    warnings.simplefilter("always")
+
+    with warnings.catch_warnings(record=True) as caught:
+        import acme_core
+        backends = sorted(acme_core.list_backends())
+        stores = sorted(acme_core.list_stores())
+    from acme_core.plugins import failed_plugins
+
+    def f(x, y, z=3):
+        return (x + y) * z
+
+    if __name__ == "__main__":
+        result = {"backends": backends, "stores": stores,
+                  "warnings": [str(w.message) for w in caught], "failed": failed_plugins()}
+        if "toy-threads" in backends and "toy-json" in stores:
+            with acme_core.ParallelMap(f, [2, 4, 6, 8], 4, backend="toy-threads",
+                                       store="toy-json", output_dir=sys.argv[1],
+                                       progress=False) as pmap:
+                result["paths"] = pmap.compute()
+            result["read"] = acme_core.open_results(sys.argv[1])
+            result["values"] = [json.loads(Path(p).read_text()) for p in result["paths"]]
+        print(json.dumps(result))
+""")
+
+
+def _run_with_plugin(tmp_path, toy_plugin_path, **env):
+    script = tmp_path / "use_plugin.py"
+    script.write_text(SCRIPT)
+    full_env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(toy_plugin_path), os.environ.get("PYTHONPATH", "")]), **env}
+    for key in ("ACME_DISABLE_PLUGIN_AUTOLOAD", "ACME_BLOCK_PLUGINS"):
+        if key not in env:
+            full_env.pop(key, None)
+    out = subprocess.run([sys.executable, str(script), str(tmp_path / "run")], capture_output=True,
+                         text=True, timeout=120, env=full_env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_third_party_plugin_is_used_by_name(tmp_path, toy_plugin_path):
+    result = _run_with_plugin(tmp_path, toy_plugin_path)
+    assert "toy-threads" in result["backends"] and "dask-local" in result["backends"]
+    assert "toy-json" in result["stores"]
+    assert result["values"] == [18, 24, 30, 36]
+    assert result["read"] == [18, 24, 30, 36]
+    # its thread-pool executor ran everything in the driver: no dask was started
+    assert all(p.endswith(f"f_{i}.json") for i, p in enumerate(result["paths"]))
+
+
+def test_broken_plugin_warns_and_is_skipped(tmp_path, toy_plugin_path):
+    result = _run_with_plugin(tmp_path, toy_plugin_path)
+    assert "broken" in result["failed"]
+    assert any("'broken'" in w and "failed to load and is skipped" in w
+               and "needs a package that is not installed" in w for w in result["warnings"])
+    assert result["values"] == [18, 24, 30, 36]  # the working plugin still works
+
+
+def test_block_plugins(tmp_path, toy_plugin_path):
+    result = _run_with_plugin(tmp_path, toy_plugin_path, ACME_BLOCK_PLUGINS="broken,toy")
+    assert "toy-threads" not in result["backends"]
+    assert result["failed"] == {} and result["warnings"] == []
+    assert "dask-local" in result["backends"]
+
+
+def test_disable_autoload_keeps_builtins(tmp_path, toy_plugin_path):
+    result = _run_with_plugin(tmp_path, toy_plugin_path, ACME_DISABLE_PLUGIN_AUTOLOAD="1")
+    assert "toy-json" not in result["stores"]
+    assert {"hdf5", "pickle", "memory"} <= set(result["stores"])
+    assert {"dask-local", "dask"} <= set(result["backends"])
+
+
+def test_plugin_class_and_instance_can_be_passed_directly(in_tmp):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from acme_storage.pickled import PickleStore
+
+    class Threads(ThreadPoolExecutor):
+        name = "threads"
+
+    def f(x):
+        return x * 2
+
+    with acme_core.ParallelMap(f, [1, 2, 3], backend=Threads, store=PickleStore,
+                               backend_options={"max_workers": 2},
+                               store_options={"protocol": 4}, progress=False) as pmap:
+        paths = pmap.compute()
+    assert acme_core.open_results(paths[0]) == [2, 4, 6]
+    pool = Threads(max_workers=2)
+    with acme_core.ParallelMap(f, [1, 2, 3], backend=pool, write_worker_results=False,
+                               progress=False) as pmap:
+        assert pmap.compute() == [2, 4, 6]
+    # an executor the user brought is left running with stop_client="auto"
+    assert pool.submit(f, 5).result() == 10
+    pool.shutdown()
+
+
+def test_bad_backend_options_fail_before_anything_starts(in_tmp):
+    def f(x):
+        return x
+
+    with pytest.raises(ValueError, match=r"`backend_options` .*DaskLocalExecutor"):
+        acme_core.ParallelMap(f, [1, 2], backend="dask-local", backend_options={"bogus": 1},
+                              write_worker_results=False)
+    with pytest.raises(ValueError, match="`store_options`"):
+        acme_core.ParallelMap(f, [1, 2], store_options={"bogus": 1})
+    assert list(in_tmp.iterdir()) == []
+
+
+def test_reset_plugins_rediscovers():
+    before = acme_core.list_backends()
+    reset_plugins()
+    assert acme_core.list_backends().keys() == before.keys()
