@@ -30,7 +30,7 @@ class DaskLocalExecutor(DaskClientExecutor):
         from acme_core.clusters import local_cluster_setup
 
         client = local_cluster_setup(
-            n_workers=None if n_workers == "auto" else n_workers,
+            n_workers=None if isinstance(n_workers, str) else n_workers,
             mem_per_worker=None if mem_per_worker == "auto" else mem_per_worker,
             threads_per_worker=threads_per_worker, interactive=False, **cluster_options)
         super().__init__(client)

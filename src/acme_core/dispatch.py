@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import queue
@@ -151,9 +152,7 @@ class Dispatcher:
     def cancel(self) -> None:
         """Cancel every outstanding task (on interrupt or error)."""
         for future in list(self.pending):
-            try:
+            with contextlib.suppress(Exception):  # best effort: the task may be gone already
                 future.cancel()
-            except Exception:  # pragma: no cover - best effort
-                pass
         self.pending.clear()
         self.todo.clear()

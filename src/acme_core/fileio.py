@@ -34,11 +34,10 @@ def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
 
 def write_bytes_atomic(final: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``final`` atomically (fsync'd before the rename)."""
-    with atomic_path(final) as tmp:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+    with atomic_path(final) as tmp, open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def is_partial(name: str) -> bool:

@@ -15,6 +15,7 @@ register through these very hooks.
 from __future__ import annotations
 
 from collections.abc import Callable
+
 import pluggy
 
 hookspec = pluggy.HookspecMarker("acme")

@@ -29,6 +29,40 @@ def log_file_name(out: Path, func_name: str, when: datetime | None = None) -> Pa
     return out / f"ACME_{func_name}_{when:%Y%m%d-%H%M%S}.log"
 
 
+class EarlyRecords(logging.Handler):
+    """Holds the records a ParallelMap logs before its log file exists.
+
+    Validation warnings (a large argument, a flag without effect) are emitted
+    before the run directory is made; they are replayed into the run's handlers
+    once attached, so the log file tells the whole story. While collecting, the
+    ``acme`` logger passes every level; :meth:`stop` restores it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+        self.logger = logging.getLogger(LOGGER_NAME)
+        self._old_level = self.logger.level
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def start(self) -> EarlyRecords:
+        self._old_level = self.logger.level
+        self.logger.setLevel(logging.DEBUG)
+        self.logger.addHandler(self)
+        return self
+
+    def stop(self, failed: bool = False) -> None:
+        self.logger.removeHandler(self)
+        self.logger.setLevel(self._old_level)
+        if failed:  # nothing will be attached: let the records take their normal way
+            for record in self.records:
+                if self.logger.isEnabledFor(record.levelno):
+                    self.logger.handle(record)
+            self.records.clear()
+
+
 class RunLogging:
     """Handlers of one run; use :meth:`attach` / :meth:`detach`."""
 
@@ -38,8 +72,10 @@ class RunLogging:
         self.logger = logging.getLogger(LOGGER_NAME)
         self._handlers: list[logging.Handler] = []
         self._old_level = self.logger.level
+        self._opened = False  # re-attaching (enter, compute) appends to our own file silently
 
-    def attach(self) -> None:
+    def attach(self, replay: list[logging.LogRecord] | None = None) -> None:
+        """Add the run's handlers; ``replay`` records logged before (see :class:`EarlyRecords`)."""
         if self._handlers:
             return
         self._old_level = self.logger.level
@@ -50,14 +86,20 @@ class RunLogging:
             console.setFormatter(logging.Formatter(CONSOLE_FORMAT))
             console.setLevel(self.level)
             self._add(console)
+        existed = False
         if self.logfile is not None:
-            if self.logfile.exists():
-                self.logger.warning("ACME log-file %s already exists, appending to it", self.logfile)
+            existed = self.logfile.exists() and not self._opened
+            self._opened = True
             self.logfile.parent.mkdir(parents=True, exist_ok=True)
             handler = logging.FileHandler(self.logfile, mode="a", encoding="utf-8")
             handler.setFormatter(logging.Formatter(FILE_FORMAT))
             handler.setLevel(self.level)
             self._add(handler)
+        for record in replay or ():
+            if record.levelno >= self.level:
+                self.logger.handle(record)
+        if self.logfile is not None and existed:  # said after attaching: the file records it
+            self.logger.warning("ACME log-file %s already exists, appending to it", self.logfile)
 
     def _add(self, handler: logging.Handler) -> None:
         self.logger.addHandler(handler)

@@ -24,7 +24,7 @@ from acme_core.arguments import Distribution, describe_func, distribute
 from acme_core.dispatch import Dispatcher, TaskContext
 from acme_core.errors import ParallelMapError
 from acme_core.executor import owns_resources, worker_count
-from acme_core.logs import RunLogging, log_file_name
+from acme_core.logs import EarlyRecords, RunLogging, log_file_name
 from acme_core.manifest import Manifest
 from acme_core.plugins import list_backends, list_stores, lookup
 from acme_core.prompts import can_ask, yes_no
@@ -159,6 +159,46 @@ class ParallelMap:
                  retries: int = 0, progress: bool | str = "auto", chunk_size: int | str = "auto",
                  **kwargs: Any) -> None:
         # ---- 1. validate everything; nothing is started or written here -----
+        early = EarlyRecords().start()
+        try:
+            self._setup(func, args, kwargs, n_inputs, write_worker_results, output_dir,
+                        result_shape, result_dtype, single_file, write_pickle, partition,
+                        n_workers, mem_per_worker, setup_timeout, setup_interactive,
+                        stop_client, verbose, logfile, cleanup_threshold_days, backend, store,
+                        backend_options, store_options, resume, retries, progress, chunk_size,
+                        dryrun)
+        except BaseException:
+            early.stop(failed=True)
+            raise
+        early.stop()
+        # ---- 3. the log file tells the whole story, construction included ----
+        self.logging.attach(replay=early.records)
+        try:
+            from acme_core import __version__
+
+            log.info("This is acme-core v. %s", __version__)
+            if self.output_dir is not None:
+                log.debug("Run directory: %s", self.output_dir)
+            self.executor: Any = None
+            self._owns_executor = False
+            self._in_context = False
+            self._declined = False
+            if dryrun:
+                self._dryrun()
+        finally:
+            self.logging.detach()  # re-attached by __enter__ / compute()
+
+    def _setup(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
+               n_inputs: int | str, write_worker_results: bool,
+               output_dir: str | os.PathLike[str] | None, result_shape: Any, result_dtype: str,
+               single_file: bool, write_pickle: bool, partition: str, n_workers: int | str,
+               mem_per_worker: str, setup_timeout: int, setup_interactive: bool,
+               stop_client: bool | str, verbose: bool | None, logfile: bool | str | None,
+               cleanup_threshold_days: int | None, backend: Any, store: Any,
+               backend_options: dict[str, Any] | None, store_options: dict[str, Any] | None,
+               resume: bool, retries: int, progress: bool | str,
+               chunk_size: int | str, dryrun: bool) -> None:
+        """Validate every keyword (phase 1), then create the run directory (phase 2)."""
         self.func = func
         self.n_inputs = opt.validate_n_inputs(n_inputs)
         self.dist: Distribution = distribute(func, args, kwargs, self.n_inputs)
@@ -251,29 +291,15 @@ class ParallelMap:
                 stacking_dim=stacking_dim)
             self.manifest.save()
         self.logging = RunLogging(self.verbose, self._log_path(logfile_choice, out))
-        self.logging.attach()
-        from acme_core import __version__
-
-        log.info("This is acme-core v. %s", __version__)
-        if out is not None:
-            log.debug("Run directory: %s", out)
-
-        self.executor: Any = None
-        self._owns_executor = False
-        self._in_context = False
-        self._declined = False
-        if dryrun:
-            self._dryrun()
 
     # ------------------------------------------------------------------ setup
     def _resolve_store(self, store: Any, flag_store: str, write_worker_results: bool,
                        single_file: bool, write_pickle: bool) -> Any:
         if store is None:
-            name = flag_store
-            if name == "memory" and self.dist.pass_task_id:
+            if flag_store == "memory" and self.dist.pass_task_id:
                 # ACME: a func that declares taskID handles its own output; nothing is collected
                 self.store_options.setdefault("collect", False)
-            cls = lookup("store", name, list_stores(), "store")
+            cls = lookup("store", flag_store, list_stores(), "store")
             _check_options(cls, self.store_options, "store_options")
             return cls(**self.store_options)
         name = store if isinstance(store, str) else getattr(store, "name", None)
@@ -392,6 +418,7 @@ class ParallelMap:
     # ------------------------------------------------------------ context
     def __enter__(self) -> ParallelMap:
         self._in_context = True
+        self.logging.attach()
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
@@ -457,6 +484,14 @@ class ParallelMap:
         """
         if not isinstance(debug, bool):
             raise TypeError(f"`debug` has to be `True` or `False`, not {type(debug)}")
+        self.logging.attach()
+        try:
+            return self._compute(debug)
+        finally:
+            if not self._in_context:
+                self.logging.detach()
+
+    def _compute(self, debug: bool) -> Any:
         if self._declined:
             log.info("Dry run declined: nothing to compute")
             return None

@@ -42,71 +42,70 @@ def _add(x: int, y: int, z: int = 3) -> int:
 
 
 class ExecutorTests:
-    """Tests every executor must pass. Implement :meth:`make_executor`."""
+    """Tests every executor must pass. Implement :meth:`make_executor`.
+
+    One executor is shared by the tests of a class (starting a cluster is slow)
+    and shut down after the last of them; the context-manager test makes its own.
+    """
+
+    _shared: ClassVar[Any] = None
 
     def make_executor(self) -> Any:
         raise NotImplementedError("subclasses return a fresh executor here")
 
-    def _executor(self) -> Any:
-        return self.make_executor()
+    @property
+    def executor(self) -> Any:
+        cls = type(self)
+        if cls._shared is None:
+            cls._shared = self.make_executor()
+        return cls._shared
+
+    @classmethod
+    def teardown_class(cls) -> None:
+        if cls._shared is not None:
+            cls._shared.shutdown()
+            cls._shared = None
 
     def test_has_name(self) -> None:
-        ex = self._executor()
-        try:
-            assert isinstance(ex.name, str) and ex.name
-        finally:
-            ex.shutdown()
+        assert isinstance(self.executor.name, str) and self.executor.name
 
     def test_submit_returns_result(self) -> None:
-        ex = self._executor()
-        try:
-            assert ex.submit(_square, 7).result(timeout=60) == 49
-        finally:
-            ex.shutdown()
+        assert self.executor.submit(_square, 7).result(timeout=60) == 49
 
     def test_submit_propagates_exception(self) -> None:
         import pytest
 
-        ex = self._executor()
-        try:
-            future = ex.submit(_fail, 3)
-            with pytest.raises(ValueError, match="bad input 3"):
-                future.result(timeout=60)
-        finally:
-            ex.shutdown()
+        future = self.executor.submit(_fail, 3)
+        with pytest.raises(ValueError, match="bad input 3"):
+            future.result(timeout=60)
 
     def test_done_callback_fires(self) -> None:
-        ex = self._executor()
         fired = threading.Event()
-        try:
-            future = ex.submit(_square, 2)
-            future.add_done_callback(lambda f: fired.set())
-            assert fired.wait(60)
-            assert future.done()
-        finally:
-            ex.shutdown()
+        future = self.executor.submit(_square, 2)
+        future.add_done_callback(lambda f: fired.set())
+        assert fired.wait(60)
+        assert future.done()
+
+    def test_identical_submissions_each_run(self) -> None:
+        futures = [self.executor.submit(_square, 3) for _ in range(4)]
+        assert len({id(f) for f in futures}) == 4
+        assert [f.result(timeout=60) for f in futures] == [9, 9, 9, 9]
 
     def test_map_keeps_order(self) -> None:
-        ex = self._executor()
-        try:
-            assert list(ex.map(_square, range(6))) == [0, 1, 4, 9, 16, 25]
-        finally:
-            ex.shutdown()
-
-    def test_context_manager_shuts_down(self) -> None:
-        with self._executor() as ex:
-            assert ex.submit(_square, 3).result(timeout=60) == 9
+        assert list(self.executor.map(_square, range(6))) == [0, 1, 4, 9, 16, 25]
 
     def test_runs_parallel_map(self) -> None:
         from acme_core import ParallelMap
 
-        ex = self._executor()
-        try:
-            with ParallelMap(_add, [2, 4, 6, 8], 4, write_worker_results=False, backend=ex,
-                             progress=False) as pmap:
-                assert pmap.compute() == [18, 24, 30, 36]
-        finally:
-            ex.shutdown()
+        with ParallelMap(_add, [2, 4, 6, 8], 4, write_worker_results=False,
+                         backend=self.executor, progress=False) as pmap:
+            assert pmap.compute() == [18, 24, 30, 36]
+        # an executor the caller brought survives the run (stop_client="auto")
+        assert self.executor.submit(_square, 5).result(timeout=60) == 25
+
+    def test_context_manager_shuts_down(self) -> None:
+        with self.make_executor() as ex:
+            assert ex.submit(_square, 3).result(timeout=60) == 9
 
 
 class StoreTests:

@@ -7,8 +7,8 @@ modules' methods, so listing the stores costs nothing.
 
 from __future__ import annotations
 
-from acme_core.plugins import hookimpl
 from acme_core.hookspecs import Register
+from acme_core.plugins import hookimpl
 
 
 @hookimpl

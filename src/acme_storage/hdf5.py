@@ -252,7 +252,7 @@ class HDF5Store(BaseStore):
 
 def read_group(group: Any) -> Any:
     """A call's datasets as one array (a single ``result_0``) or a tuple in result order."""
-    names = sorted((k for k in group.keys() if k.startswith("result_")), key=naming.natural_key)
+    names = sorted((k for k in group if k.startswith("result_")), key=naming.natural_key)
     values = [_decode(group[k][()]) for k in names]
     return values[0] if len(values) == 1 else tuple(values)
 

@@ -1,0 +1,45 @@
+"""Developer sessions: ``nox -s tests`` (the whole suite), ``lint``, ``typecheck``.
+
+``tests`` is the README's test command and what ``.ci/run`` calls. It installs
+the package with its test extras into a fresh virtual environment, starts the
+real schedulers the cluster tests need when a start script is present and we
+may (root on Debian, as in CI), and runs pytest.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nox
+
+nox.options.sessions = ["tests"]
+nox.options.default_venv_backend = "venv"
+
+ROOT = Path(__file__).parent
+SCHEDULERS = ROOT / ".ci" / "start-schedulers.sh"
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Install acme-core with the test extras and run the whole suite."""
+    session.install("-e", ".[test]")
+    if SCHEDULERS.exists() and hasattr(os, "geteuid") and os.geteuid() == 0 \
+            and not os.environ.get("ACME_SKIP_SCHEDULERS"):
+        # Real SLURM/SGE for the cluster tests (apt installs on a fresh machine).
+        session.run("bash", str(SCHEDULERS), external=True)
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff on the sources, tests, examples and benchmarks."""
+    session.install("ruff>=0.5")
+    session.run("ruff", "check", "src", "tests", "examples", *session.posargs)
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy on the sources."""
+    session.install("-e", ".", "mypy>=1.8")
+    session.run("mypy", *session.posargs)

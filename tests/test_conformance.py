@@ -1,0 +1,67 @@
+"""Every built-in executor and store passes the conformance classes of ``acme_core.testing``.
+
+Third-party plugins subclass the same classes; the toy plugin's test does so too.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from acme_backends.dask_client import DaskClientExecutor
+from acme_backends.dask_local import DaskLocalExecutor
+from acme_core.testing import ExecutorTests, StoreTests
+from acme_storage.hdf5 import HDF5Store
+from acme_storage.memory import MemoryStore
+from acme_storage.pickled import PickleStore
+
+
+class TestDaskLocalExecutor(ExecutorTests):
+    def make_executor(self):
+        return DaskLocalExecutor(n_workers=1)
+
+
+class TestDaskClientExecutor(ExecutorTests):
+    def make_executor(self):
+        from acme_core import local_cluster_setup
+
+        return DaskClientExecutor(local_cluster_setup(n_workers=1, interactive=False))
+
+
+class Threads(ThreadPoolExecutor):
+    """The contract's simplest case: a thread pool with a name."""
+
+    name = "threads"
+
+    def __init__(self):
+        super().__init__(max_workers=2)
+
+
+class TestThreadPoolExecutor(ExecutorTests):
+    def make_executor(self):
+        return Threads()
+
+
+class TestHDF5Store(StoreTests):
+    store_cls = HDF5Store
+
+
+class TestHDF5StoreCompressedUnlocked(StoreTests):
+    store_cls = HDF5Store
+    store_options = {"compression": "gzip", "locking": False}
+
+
+class TestPickleStore(StoreTests):
+    store_cls = PickleStore
+
+    def value(self, i):
+        return {"call": i, "data": np.arange(3) * i}
+
+    def assert_read_back(self, read, i):
+        assert read["call"] == i
+        np.testing.assert_array_equal(read["data"], np.arange(3) * i)
+
+
+class TestMemoryStore(StoreTests):
+    store_cls = MemoryStore

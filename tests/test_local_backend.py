@@ -1,0 +1,124 @@
+"""Starting, reusing and stopping local dask clusters, each in a fresh interpreter.
+
+Client lifecycle is process-global state in dask, so every scenario runs as a
+script of its own, the way a user runs it, with a real LocalCluster.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+
+from conftest import run_script
+
+PRELUDE = textwrap.dedent("""
+    import json
+    from distributed import get_client
+    from acme_core import ParallelMap, cluster_cleanup, local_cluster_setup
+
+    def f(x, y, z=3):
+        return (x + y) * z
+
+    def running():
+        try:
+            return get_client().status == "running"
+        except ValueError:
+            return False
+""")
+
+
+def run(tmp_path, body: str) -> dict:
+    script = tmp_path / "scenario.py"
+    script.write_text(PRELUDE + "\nif __name__ == '__main__':\n" + textwrap.indent(
+        textwrap.dedent(body), "    "))
+    out = run_script(script, cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result["stderr"] = out.stderr
+    return result
+
+
+def test_auto_starts_a_local_cluster_and_stops_it(tmp_path):
+    result = run(tmp_path, """
+        with ParallelMap(f, [2, 4, 6, 8], 4, write_worker_results=False, n_workers=2) as pmap:
+            values = pmap.compute()
+            during = running()
+            workers = len(get_client().scheduler_info()["workers"])
+        print(json.dumps({"values": values, "during": during, "after": running(),
+                          "workers": workers}))
+    """)
+    assert result["values"] == [18, 24, 30, 36]
+    assert result["during"] is True and result["workers"] == 2
+    assert result["after"] is False  # stop_client="auto": what it started, it stops
+    assert "Successfully shut down LocalCluster" in result["stderr"]
+
+
+def test_auto_attaches_to_a_running_client_and_leaves_it(tmp_path):
+    result = run(tmp_path, """
+        client = local_cluster_setup(n_workers=1, interactive=False)
+        with ParallelMap(f, [2, 4, 6, 8], 4, write_worker_results=False) as pmap:
+            values = pmap.compute()
+        same = get_client() is client and client.status == "running"
+        with ParallelMap(f, [1], 1, write_worker_results=False, stop_client=True) as pmap:
+            pmap.compute()
+        print(json.dumps({"values": values, "kept": same, "after_true": running()}))
+    """)
+    assert result["values"] == [18, 24, 30, 36]
+    assert result["kept"] is True
+    assert result["after_true"] is False  # stop_client=True stops even a client we found
+    assert "Attaching to parallel computing client" in result["stderr"]
+
+
+def test_dask_local_backend_with_resources(tmp_path):
+    result = run(tmp_path, """
+        from acme_backends.dask_local import DaskLocalExecutor
+        ex = DaskLocalExecutor(n_workers=2, mem_per_worker="2GB")
+        info = ex.client.scheduler_info()["workers"]
+        limits = sorted(w["memory_limit"] for w in info.values())
+        ex.shutdown()
+        with ParallelMap(f, [2, 4, 6, 8], 4, backend="dask-local", n_workers=1,
+                         write_worker_results=False) as pmap:
+            values = pmap.compute()
+        print(json.dumps({"limits": limits, "values": values, "after": running()}))
+    """)
+    assert result["limits"] == [2_000_000_000, 2_000_000_000]  # decimal GB, as dask and ACME
+    assert result["values"] == [18, 24, 30, 36]
+    assert result["after"] is False
+
+
+def test_local_cluster_setup_and_cleanup(tmp_path):
+    result = run(tmp_path, """
+        client = local_cluster_setup(n_workers=2, mem_per_worker="1GB", interactive=False)
+        workers = len(client.scheduler_info()["workers"])
+        dashboard = client.dashboard_link
+        cluster = local_cluster_setup(n_workers=1, interactive=False, start_client=False)
+        kind = type(cluster).__name__
+        cluster.close()
+        cluster_cleanup(client)
+        print(json.dumps({"workers": workers, "after": running(), "kind": kind,
+                          "dashboard": dashboard}))
+    """)
+    assert result["workers"] == 2 and result["after"] is False
+    assert result["kind"] == "LocalCluster"
+    assert result["dashboard"].startswith("http://127.0.0.1:")  # bound to localhost only
+
+
+def test_cluster_cleanup_without_client_warns(tmp_path):
+    result = run(tmp_path, """
+        cluster_cleanup()
+        print(json.dumps({}))
+    """)
+    assert "No dangling clients or clusters found." in result["stderr"]
+
+
+def test_setup_keyword_errors():
+    from acme_core import cluster_cleanup, local_cluster_setup
+
+    with pytest.raises(TypeError, match="`interactive` has to be `True` or `False`, not invalid"):
+        local_cluster_setup(interactive="invalid")
+    with pytest.raises(ValueError, match="`n_workers` has to be an integer between 1 and inf"):
+        local_cluster_setup(n_workers=0)
+    with pytest.raises(TypeError, match="`client` has to be a dask client object"):
+        cluster_cleanup(3)
