@@ -186,3 +186,25 @@ def test_reset_plugins_rediscovers():
     before = acme_core.list_backends()
     reset_plugins()
     assert acme_core.list_backends().keys() == before.keys()
+
+
+def test_missing_optional_dependency_names_the_pip_command(tmp_path):
+    code = textwrap.dedent("""
+        import sys
+        sys.modules["h5py"] = None  # as if h5py were not installed
+        from acme_core import ParallelMap, MissingDependencyError
+
+        def f(x):
+            return x
+
+        try:
+            ParallelMap(f, [1, 2])
+        except MissingDependencyError as err:
+            print("ERROR", err)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "The store 'hdf5' needs the package 'h5py'" in out.stdout
+    assert "pip install 'acme-core[hdf5]'" in out.stdout
+    assert list(tmp_path.iterdir()) == []  # failed before any directory was made

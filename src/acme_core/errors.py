@@ -45,3 +45,13 @@ def require(module: str, extra: str, what: str) -> Any:
         raise MissingDependencyError(
             f"{what} needs the package {module!r}, which is not installed. "
             f"Install it with: pip install 'acme-core[{extra}]'") from exc
+
+
+def check_requirements(cls: Any, what: str) -> None:
+    """Import every module a plugin class declares in ``requires`` (module -> pip extra).
+
+    Called before anything starts or is written, so a missing optional dependency
+    fails early with the pip command instead of half-way through a run.
+    """
+    for module, extra in dict(getattr(cls, "requires", None) or {}).items():
+        require(module, extra, what)

@@ -22,6 +22,10 @@ ParallelMap also uses these *optional* members when present:
     resources.
 ``dashboard_link``
     A URL to show the user.
+``requires``
+    A class attribute mapping optional modules to the pip extra that installs
+    them (``{"dask_jobqueue": "jobqueue"}``). ParallelMap imports them before
+    anything starts, so a missing one fails early with the ``pip install`` command.
 """
 
 from __future__ import annotations

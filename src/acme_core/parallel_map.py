@@ -22,7 +22,7 @@ from acme_core import options as opt
 from acme_core import validation
 from acme_core.arguments import Distribution, describe_func, distribute
 from acme_core.dispatch import Dispatcher, TaskContext
-from acme_core.errors import ParallelMapError
+from acme_core.errors import ParallelMapError, check_requirements
 from acme_core.executor import owns_resources, worker_count
 from acme_core.logs import EarlyRecords, RunLogging, log_file_name
 from acme_core.manifest import Manifest
@@ -62,7 +62,12 @@ def _accepted(cls: Any, candidates: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check_options(cls: Any, options: dict[str, Any], parameter: str) -> None:
-    """Fail early (before anything starts) when ``cls`` cannot take ``options``."""
+    """Fail early (before anything starts) when ``cls`` cannot take ``options``.
+
+    Also checks the optional dependencies the class declares (``requires``).
+    """
+    kind = "store" if parameter == "store_options" else "backend"
+    check_requirements(cls, f"The {kind} {getattr(cls, 'name', cls.__name__)!r}")
     try:
         inspect.signature(cls).bind_partial(**options)
         check = getattr(cls, "check_options", None)

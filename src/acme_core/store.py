@@ -92,6 +92,8 @@ class BaseStore:
 
     name: ClassVar[str] = ""
     writes_files: ClassVar[bool] = True
+    #: optional dependencies, module -> pip extra (checked before a run starts)
+    requires: ClassVar[dict[str, str]] = {}
 
     def __init__(self) -> None:
         self.results_container: str | None = None

@@ -128,6 +128,8 @@ class HDF5Store(BaseStore):
     """
 
     name: ClassVar[str] = "hdf5"
+    #: optional dependency -> the pip extra that installs it
+    requires: ClassVar[dict[str, str]] = {"h5py": "hdf5"}
 
     def __init__(self, compression: str | None = None, locking: bool | None = None) -> None:
         super().__init__()
