@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import h5py
 import pytest
@@ -59,10 +60,10 @@ def test_one_failure_among_twenty_keeps_the_rest(in_tmp):
 
     # resume=True reruns exactly the failed call
     open(log + ".fixed", "w").close()
-    before = open(log).read().split()
+    before = Path(log).read_text().split()
     with ParallelMap(fails_on_seven, list(range(20)), log, output_dir="run", resume=True) as pmap:
         paths = pmap.compute()
-    after = open(log).read().split()
+    after = Path(log).read_text().split()
     assert after[len(before):] == ["7"]
     assert len(paths) == 20 and all(os.path.isfile(p) for p in paths)
     assert [int(v[0]) for v in open_results(in_tmp / "run")] == [x * 10 for x in range(20)]
