@@ -14,9 +14,13 @@ from acme_core.plugins import hookimpl
 @hookimpl
 def acme_register_stores(register: Register) -> None:
     from acme_storage.hdf5 import HDF5Store
+    from acme_storage.hdf5_single import HDF5SingleStore
     from acme_storage.memory import MemoryStore
     from acme_storage.pickled import PickleStore
+    from acme_storage.zarr_store import ZarrStore
 
     register(HDF5Store)
     register(PickleStore)
     register(MemoryStore)
+    register(HDF5SingleStore)
+    register(ZarrStore)

@@ -1,0 +1,237 @@
+"""Write throughput (MB/s) of every result store next to plain h5py in one process.
+
+Two measurements, for results of 1, 8 and 64 MB (``--sizes``):
+
+**A. End to end** -- ``ParallelMap(make, range(N), result_shape=(None, n), store=S)``
+on a 2-worker dask ``LocalCluster`` (started once), timing ``compute()``: the
+workers create each result (``np.full``) and the store writes it (``"memory"``
+sends it back to the driver instead). Baseline: one process creating the same
+arrays and writing them with h5py into one stacked dataset.
+
+**B. Store write path** -- the stores' writers only, with the data created
+beforehand: ``--workers`` processes (started beforehand, released together by a
+barrier) each write their share of the N calls through the store's picklable
+writer; the figure includes the driver's ``finalize`` (the ``"hdf5-single"``
+merge). Baseline: plain h5py writing the same N slots into one dataset in one
+process. ``h5py+lock`` is ACME's single-file design for comparison: every call
+takes a cross-process lock, opens the shared file, writes its slot, closes it.
+
+MB = 10**6 bytes. Nothing is fsync'ed (none of the writers does), so the data
+may still be in the page cache: the figures compare write paths, not disks.
+Every timed measurement starts after an (untimed) ``os.sync()``, so no variant
+pays for the dirty pages of the one before it.
+
+Run::
+
+    python benchmarks/bench_stores.py [--sizes 1 8 64] [--total 256] [--reps 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+MB = 10 ** 6
+STORES = ["hdf5", "hdf5-single", "zarr", "memory"]
+
+
+def make(i: int, n: int) -> np.ndarray:
+    """One call's result: ``n`` float64 values."""
+    return np.full(n, float(i))
+
+
+# -- A. end to end ---------------------------------------------------------------------
+def h5py_one_process(path: Path, n_calls: int, n: int) -> float:
+    os.sync()
+    start = time.perf_counter()
+    with h5py.File(path, "w") as h5f:
+        dset = h5f.create_dataset("result_0", shape=(n_calls, n), dtype="f8")
+        for i in range(n_calls):
+            dset[i] = make(i, n)
+    return time.perf_counter() - start
+
+
+def end_to_end(store: str, base: Path, n_calls: int, n: int) -> float:
+    from acme_core import ParallelMap
+
+    write = store != "memory"
+    out = base / f"run-{store}"
+    with ParallelMap(make, list(range(n_calls)), n, result_shape=(None, n),
+                     store=store if write else None, write_worker_results=write,
+                     output_dir=out if write else None, progress=False, verbose=False,
+                     logfile=False) as pmap:
+        os.sync()
+        start = time.perf_counter()
+        result = pmap.compute()
+        elapsed = time.perf_counter() - start
+    del result
+    return elapsed
+
+
+# -- B. store write path ------------------------------------------------------------------
+_BARRIER: Any = None
+_LOCK: Any = None
+
+
+def _init(barrier: Any, lock: Any) -> None:
+    global _BARRIER, _LOCK
+    _BARRIER, _LOCK = barrier, lock
+    # imports are a one-off cost per worker, not part of the write path
+    import zarr  # noqa: F401
+
+    import acme_storage.hdf5_single  # noqa: F401
+    import acme_storage.zarr_store  # noqa: F401
+
+
+def _write_share(args: tuple[Any, list[int], int]) -> tuple[float, float]:
+    writer, ids, n = args
+    data = make(1, n)  # created before the clock starts
+    _BARRIER.wait()
+    start = time.time()
+    for i in ids:
+        writer.write(i, data)
+    return start, time.time()
+
+
+class LockedH5Writer:
+    """ACME's single-file writer: lock, open the shared file, write one slot, close, unlock."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def write(self, i: int, value: np.ndarray) -> None:
+        with _LOCK, h5py.File(self.path, "a") as h5f:
+            h5f["result_0"][i] = value
+
+
+def write_path(store: str, base: Path, n_calls: int, n: int, pool: Any) -> float:
+    """Seconds from the released barrier to the end of ``finalize``."""
+    from acme_core.plugins import list_stores
+    from acme_core.store import RunInfo
+
+    out = base / f"wp-{store}"
+    out.mkdir()
+    finalize = None
+    if store == "h5py+lock":
+        path = out / "f.h5"
+        with h5py.File(path, "w") as h5f:
+            h5f.create_dataset("result_0", shape=(n_calls, n), dtype="f8")
+        writer: Any = LockedH5Writer(str(path))
+    else:
+        s = list_stores()[store]()
+        s.prepare(RunInfo("f", n_calls, out, result_shape=(n_calls, n),
+                          result_dtype=np.dtype("f8"), stacking_dim=0))
+        writer = s.writer()
+
+        def finalize() -> None:
+            s.finalize([str(out)] * n_calls, set())
+
+    workers = pool._processes
+    os.sync()  # every variant starts without dirty pages of the previous one
+    shares = [(writer, list(range(k, n_calls, workers)), n) for k in range(workers)]
+    spans = pool.map(_write_share, shares, chunksize=1)
+    end = max(e for _, e in spans)
+    if finalize is not None:
+        finalize()
+        end = time.time()
+    return end - min(s for s, _ in spans)
+
+
+def h5py_prepared_one_process(path: Path, n_calls: int, n: int) -> float:
+    data = make(1, n)
+    os.sync()
+    start = time.perf_counter()
+    with h5py.File(path, "w") as h5f:
+        dset = h5f.create_dataset("result_0", shape=(n_calls, n), dtype="f8")
+        for i in range(n_calls):
+            dset[i] = data
+    return time.perf_counter() - start
+
+
+# -- driver ----------------------------------------------------------------------------
+def rate(size_mb: float, n_calls: int, seconds: list[float]) -> str:
+    rates = [size_mb * n_calls / s for s in seconds]
+    return f"{statistics.median(rates):8.0f} [{min(rates):.0f}-{max(rates):.0f}]"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=float, nargs="+", default=[1, 8, 64],
+                        help="result sizes in MB")
+    parser.add_argument("--total", type=float, default=256, help="MB written per run")
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--skip-e2e", action="store_true", help="only measurement B")
+    args = parser.parse_args()
+
+    from distributed import Client, LocalCluster
+
+    tmp = Path(tempfile.mkdtemp(prefix="acme-bench-", dir=os.environ.get("BENCH_DIR")))
+    ctx = multiprocessing.get_context("spawn")
+    lock = ctx.Lock()
+    barrier = ctx.Barrier(args.workers)
+    print(f"# {args.workers} workers, {args.total:.0f} MB per run, median [min-max] of "
+          f"{args.reps} reps, MB/s (MB = 1e6 B); scratch {tmp}")
+    try:
+        if not args.skip_e2e:
+            cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1,
+                                   dashboard_address=":0")
+            client = Client(cluster)
+            print("\n## A. end to end: ParallelMap(..., result_shape=(None, n)).compute()")
+            print(f"{'result':>8} {'calls':>6} {'h5py 1 proc':>20} "
+                  + " ".join(f"{s:>20}" for s in STORES))
+            for size in args.sizes:
+                n = int(size * MB // 8)
+                n_calls = max(4, int(args.total // size))
+                end_to_end("memory", tmp, 2, n)  # warm the workers up
+                times: dict[str, list[float]] = {s: [] for s in ["h5py", *STORES]}
+                for rep in range(args.reps):
+                    times["h5py"].append(h5py_one_process(tmp / f"h5py{rep}.h5", n_calls, n))
+                    for store in STORES:
+                        times[store].append(end_to_end(store, tmp, n_calls, n))
+                        shutil.rmtree(tmp / f"run-{store}", ignore_errors=True)
+                    (tmp / f"h5py{rep}.h5").unlink()
+                print(f"{size:6.0f}MB {n_calls:6d} {rate(size, n_calls, times['h5py']):>20} "
+                      + " ".join(f"{rate(size, n_calls, times[s]):>20}" for s in STORES))
+            client.close()
+            cluster.close()
+
+        print(f"\n## B. store write path: {args.workers} processes writing through the store's "
+              f"writer (+ finalize)")
+        variants = ["hdf5", "hdf5-single", "zarr", "h5py+lock"]
+        print(f"{'result':>8} {'calls':>6} {'h5py 1 proc':>20} "
+              + " ".join(f"{s:>20}" for s in variants) + "   zarr/h5py")
+        with ctx.Pool(args.workers, initializer=_init, initargs=(barrier, lock)) as pool:
+            for size in args.sizes:
+                n = int(size * MB // 8)
+                n_calls = max(4, int(args.total // size))
+                times = {s: [] for s in ["h5py", *variants]}
+                for v in variants:  # warm-up round, not counted
+                    write_path(v, tmp, min(n_calls, 2 * args.workers), n, pool)
+                    shutil.rmtree(tmp / f"wp-{v}")
+                for _rep in range(args.reps):
+                    times["h5py"].append(h5py_prepared_one_process(tmp / "h.h5", n_calls, n))
+                    (tmp / "h.h5").unlink()
+                    for v in variants:
+                        times[v].append(write_path(v, tmp, n_calls, n, pool))
+                        shutil.rmtree(tmp / f"wp-{v}")
+                ratio = statistics.median(times["h5py"]) / statistics.median(times["zarr"])
+                print(f"{size:6.0f}MB {n_calls:6d} {rate(size, n_calls, times['h5py']):>20} "
+                      + " ".join(f"{rate(size, n_calls, times[v]):>20}" for v in variants)
+                      + f"   {ratio:8.0%}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,376 @@
+"""The ``"hdf5-single"`` store (ACME's ``single_file=True``): every result in one ``<fn>.h5``.
+
+::
+
+    <out>/<fn>.h5      groups comp_<i> (datasets result_0, result_1, ...), or one
+                       stacked dataset result_0 plus comp_<i>/result_<k> for extras
+
+How many writers share one file without a lock
+----------------------------------------------
+HDF5 files cannot be written by several processes at once, and ACME serialises
+the writers with a dask ``distributed.Lock``: every call takes the lock, opens
+the shared file, writes and closes. That has three problems on a cluster:
+
+* a worker killed while it holds the file open (out of memory, node lost, job
+  time limit) leaves a half-written HDF5 file: every result in it may be lost,
+  not just that call's;
+* the lock needs a live dask scheduler, so it ties the store to one backend;
+* the writers queue behind each other on the shared file system.
+
+This store therefore does not let workers touch the shared file at all:
+
+1. **Workers stage.** Each call writes its own small HDF5 file
+   ``<out>/<fn>_staging/<fn>_<i>.h5`` atomically (temporary name, then
+   ``os.replace``), exactly like the ``"hdf5"`` store's payload files. Workers on
+   any host write in parallel and need no lock: a file is complete or absent.
+2. **The driver merges.** ``finalize`` (in the process that called
+   ``ParallelMap``, the only process that ever opens ``<fn>.h5`` for writing)
+   copies the container to a temporary name, merges every staged call into it,
+   records the merged calls in the container's ``acme_written`` attribute and
+   renames the result over ``<fn>.h5``. A crash at any moment leaves either the
+   old or the new container, never a broken one; staged files are deleted only
+   after the rename, so ``resume=True`` merges whatever an interrupted run left.
+
+The cost is that every byte is written twice (staged, then merged; the second
+read usually comes from the page cache) and that ``<fn>.h5`` is filled at the end
+of ``compute()``, not while it runs. ``benchmarks/bench_stores.py`` measures it
+next to the ``"hdf5"`` store. In exchange the file cannot be corrupted by a
+worker, any executor works, and ``compute()`` returns ``[<out>/<fn>.h5]`` with
+every finished result in it.
+
+With ``result_shape`` the container holds a regular dataset ``result_0`` (an
+``np.inf`` axis is resizable: the merge sets its extent to the longest result,
+shorter results are padded with 0, the dataset's fill value). Each call's
+result is checked against its slot on the worker, so a wrong shape fails that
+call. Extra return values go to ``comp_<i>/result_<k>``. As in ACME, there is no
+emergency pickling: a value HDF5 cannot hold fails its call (use the ``"hdf5"``
+or ``"pickle"`` store for such values).
+
+Slots of calls that never finished read back masked (:func:`acme_core.open_results`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from acme_core.fileio import atomic_path, is_partial, temporary_name
+from acme_core.manifest import from_ranges, to_ranges
+from acme_core.store import BaseStore, RunInfo
+from acme_storage import naming, stacking
+from acme_storage.hdf5 import _h5py, file_locking_kwargs, read_group, unstorable, write_elements
+
+log = logging.getLogger("acme")
+
+#: h5py's named compression filters
+H5_FILTERS = ("gzip", "lzf", "szip")
+#: container attribute listing (as JSON ``[first, last]`` ranges) the calls merged into it
+WRITTEN_ATTR = "acme_written"
+
+
+def staging_dir(out: Path, func_name: str) -> Path:
+    """Where workers stage their per-call files before the driver merges them."""
+    return out / f"{func_name}_staging"
+
+
+def read_written(h5f: Any) -> set[int]:
+    """Task ids recorded as merged in an open container."""
+    raw = h5f.attrs.get(WRITTEN_ATTR)
+    if raw is None:
+        return set()
+    if isinstance(raw, bytes):
+        raw = raw.decode()
+    return set(from_ranges(json.loads(str(raw))))
+
+
+class HDF5SingleWriter:
+    """Worker side: stages one call's result as ``<staging>/<fn>_<i>.h5`` (atomic)."""
+
+    def __init__(self, staging: str, container: str, func_name: str,
+                 result_shape: tuple[float, ...] | None, stacking_dim: int | None,
+                 result_dtype: str | None, locking: bool | None) -> None:
+        self.staging = staging
+        self.container = container
+        self.func_name = func_name
+        self.result_shape = result_shape
+        self.stacking_dim = stacking_dim
+        self.result_dtype = result_dtype
+        self.locking = locking
+
+    def write(self, task_id: int, value: Any) -> str:
+        h5py = _h5py()
+        final = naming.call_file(Path(self.staging), self.func_name, task_id, ".h5")
+        if self.result_shape is not None:
+            assert self.stacking_dim is not None
+            items = stacking._elements(value)
+            dtype = np.dtype(self.result_dtype) if self.result_dtype else None
+            # the shape check runs here, on the worker, so a bad result fails its call
+            items[0] = stacking.check_slot_value(items[0], self.result_shape, self.stacking_dim,
+                                                 dtype)
+            value, collapse = items, False
+        else:
+            collapse = True
+        try:
+            with atomic_path(final) as tmp:
+                with h5py.File(tmp, "w", **file_locking_kwargs(self.locking)) as h5f:
+                    # compression happens at merge time (the container's datasets)
+                    write_elements(h5f, value, collapse)
+        except Exception as exc:
+            if unstorable(exc):
+                raise TypeError(
+                    f"the return value of call {task_id} cannot be stored in HDF5 ({exc}); the "
+                    f"single-file store does not pickle such values: use store='hdf5' (which "
+                    f"pickles them per call) or write_pickle=True") from exc
+            raise
+        return self.container
+
+
+class HDF5SingleStore(BaseStore):
+    """All results in one HDF5 file ``<out>/<fn>.h5`` (``single_file=True``).
+
+    See the module docstring for how concurrent writers are kept apart.
+
+    Parameters
+    ----------
+    compression : str or int, optional
+        h5py compression filter for the container's array datasets (``"gzip"``,
+        ``"lzf"``, ``"szip"`` or a registered filter number). The stacked
+        ``result_0`` is then chunked one call per chunk.
+    compression_opts : int, optional
+        The filter's option (e.g. the gzip level 0-9).
+    locking : bool, optional
+        HDF5 file locking; ``False`` helps on shared file systems that do not
+        support it (like ``HDF5_USE_FILE_LOCKING=FALSE``). None keeps HDF5's default.
+    """
+
+    name: ClassVar[str] = "hdf5-single"
+    #: optional dependency -> the pip extra that installs it
+    requires: ClassVar[dict[str, str]] = {"h5py": "hdf5"}
+
+    def __init__(self, compression: str | int | None = None, compression_opts: Any = None,
+                 locking: bool | None = None) -> None:
+        super().__init__()
+        # checked here, before any run directory exists (h5py would only complain later)
+        if compression is not None and compression not in H5_FILTERS and (
+                isinstance(compression, bool) or not isinstance(compression, int)):
+            raise ValueError(f"`compression` has to be one of {', '.join(H5_FILTERS)}, an HDF5 "
+                             f"filter number, or None, not {compression!r}")
+        if locking is not None and not isinstance(locking, bool):
+            raise ValueError(f"`locking` has to be True, False or None, not {locking!r}")
+        self.compression = compression
+        self.compression_opts = compression_opts
+        self.locking = locking
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(compression={self.compression!r}, "
+                f"locking={self.locking!r})")
+
+    # -- paths ---------------------------------------------------------------
+    @property
+    def out(self) -> Path:
+        assert self.run is not None and self.run.output_dir is not None
+        return self.run.output_dir
+
+    @property
+    def container_path(self) -> Path:
+        assert self.run is not None
+        return naming.container(self.out, self.run.func_name)
+
+    @property
+    def staging(self) -> Path:
+        assert self.run is not None
+        return staging_dir(self.out, self.run.func_name)
+
+    def _staged(self, task_id: int) -> Path:
+        assert self.run is not None
+        return naming.call_file(self.staging, self.run.func_name, task_id, ".h5")
+
+    def _open(self, path: Path, mode: str) -> Any:
+        return _h5py().File(path, mode, **file_locking_kwargs(self.locking))
+
+    def _filter(self) -> dict[str, Any]:
+        if self.compression is None:
+            return {}
+        kwargs: dict[str, Any] = {"compression": self.compression}
+        if self.compression_opts is not None:
+            kwargs["compression_opts"] = self.compression_opts
+        return kwargs
+
+    # -- protocol ------------------------------------------------------------
+    def prepare(self, run: RunInfo) -> None:
+        super().prepare(run)
+        self.results_container = str(self.container_path)
+        if run.resume:
+            # keep staged calls of an interrupted run: finalize merges them
+            os.makedirs(self.staging, exist_ok=True)
+            if self.container_path.exists():
+                return
+        else:
+            shutil.rmtree(self.staging, ignore_errors=True)  # an earlier run's leftovers
+            os.makedirs(self.staging)
+        with atomic_path(self.container_path) as tmp:
+            with self._open(tmp, "w") as h5f:
+                h5f.attrs[WRITTEN_ATTR] = "[]"
+                if run.result_shape is None:
+                    # ACME pre-creates every group; they fill at the merge
+                    for i in range(run.n_calls):
+                        h5f.create_group(f"comp_{i}")
+                else:
+                    self._create_stacked(h5f, run)
+
+    def _create_stacked(self, h5f: Any, run: RunInfo) -> None:
+        assert run.result_shape is not None and run.stacking_dim is not None
+        shape, maxshape = stacking._extent(run.result_shape)
+        kwargs = self._filter()
+        if None in maxshape or kwargs:
+            # one call per chunk along the stacking axis (the slot), at most ~4 MiB
+            chunks = list(shape)
+            chunks[run.stacking_dim] = 1
+            itemsize = np.dtype(run.result_dtype).itemsize
+            inf = stacking.unlimited_axis(run.result_shape)
+            if inf is not None:
+                other = math.prod(c for k, c in enumerate(chunks) if k != inf) * itemsize
+                chunks[inf] = max(1, min(2 ** 22 // max(other, 1), 2 ** 20))
+            kwargs["chunks"] = tuple(max(1, c) for c in chunks)
+        h5f.create_dataset("result_0", shape=shape, maxshape=maxshape, dtype=run.result_dtype,
+                           fillvalue=0, **kwargs)
+
+    def writer(self) -> HDF5SingleWriter:
+        assert self.run is not None
+        run = self.run
+        return HDF5SingleWriter(str(self.staging), str(self.container_path), run.func_name,
+                                run.result_shape, run.stacking_dim,
+                                str(run.result_dtype) if run.result_dtype is not None else None,
+                                self.locking)
+
+    def existing(self) -> dict[int, Any]:
+        assert self.run is not None
+        found: set[int] = set()
+        if self.container_path.exists():
+            with self._open(self.container_path, "r") as h5f:
+                found |= read_written(h5f)
+        if self.staging.is_dir():
+            for entry in os.scandir(self.staging):
+                if is_partial(entry.name):
+                    continue
+                i = naming.task_id_of(entry.name, self.run.func_name, ".h5")
+                if i is not None:
+                    found.add(i)
+        container = str(self.container_path)
+        return {i: container for i in sorted(found) if i < self.run.n_calls}
+
+    def finalize(self, references: list[Any], failed: set[int]) -> list[str]:
+        assert self.run is not None
+        todo = [i for i, ref in enumerate(references)
+                if ref is not None and i not in failed and self._staged(i).exists()]
+        if todo:
+            self._merge(todo)
+        shutil.rmtree(self.staging, ignore_errors=True)
+        self.results_container = str(self.container_path)
+        return [self.results_container]
+
+    # -- the merge (driver only) ----------------------------------------------
+    def _merge(self, todo: list[int]) -> None:
+        """Merge the staged calls ``todo`` into a copy of the container, then swap it in."""
+        assert self.run is not None
+        tmp = temporary_name(self.container_path)
+        try:
+            shutil.copyfile(self.container_path, tmp)
+            with self._open(tmp, "a") as h5f:
+                written = read_written(h5f)
+                if self.run.result_shape is None:
+                    for i in todo:
+                        self._merge_group(h5f, i)
+                else:
+                    self._merge_stacked(h5f, todo, written)
+                written.update(todo)
+                h5f.attrs[WRITTEN_ATTR] = json.dumps(to_ranges(written))
+            os.replace(tmp, self.container_path)
+        except BaseException:
+            if tmp.exists():
+                tmp.unlink()
+            raise
+
+    def _merge_group(self, h5f: Any, i: int) -> None:
+        group = h5f.require_group(f"comp_{i}")
+        for name in list(group):
+            del group[name]  # a rerun call replaces its earlier result
+        with self._open(self._staged(i), "r") as src:
+            for name in sorted(src, key=naming.natural_key):
+                self._copy(src[name], group, name)
+
+    def _copy(self, dataset: Any, group: Any, name: str) -> None:
+        """Copy one staged dataset into ``group``, compressed when asked (arrays only)."""
+        kwargs = self._filter()
+        if kwargs and dataset.shape and dataset.dtype.kind in "biufc":
+            group.create_dataset(name, data=dataset[()], **kwargs)
+        else:
+            group.copy(dataset, name)  # H5Ocopy: native, keeps the dtype (strings too)
+
+    def _merge_stacked(self, h5f: Any, todo: list[int], written: set[int]) -> None:
+        run = self.run
+        assert run is not None and run.result_shape is not None and run.stacking_dim is not None
+        dset = h5f["result_0"]
+        dim = run.stacking_dim
+        inf = stacking.unlimited_axis(run.result_shape)
+        if inf is not None:
+            # one process sizes the unlimited axis from every result it merges
+            # (ACME lets every writer resize it, and the last one wins)
+            axis = inf - (inf > dim)  # the inf axis within one call's result
+            lengths = []
+            for i in todo:
+                with self._open(self._staged(i), "r") as src:
+                    lengths.append(src["result_0"].shape[axis])
+            current = dset.shape[inf] if written else 0
+            extent = max([current, *lengths]) or dset.shape[inf]
+            if extent != dset.shape[inf]:
+                new_shape = list(dset.shape)
+                new_shape[inf] = extent
+                dset.resize(tuple(new_shape))
+        for i in todo:
+            with self._open(self._staged(i), "r") as src:
+                data = src["result_0"][()]
+                if inf is not None:
+                    # pad with the fill value so a shorter rerun leaves nothing stale
+                    dset[stacking.slot(dim, dset.ndim, i)] = 0
+                dset[stacking.slot_region(run.result_shape, dim, i, data.shape)] = data
+                extras = [k for k in src if k != "result_0"]
+                if extras or f"comp_{i}" in h5f:
+                    group = h5f.require_group(f"comp_{i}")
+                    for name in list(group):
+                        del group[name]
+                    for name in sorted(extras, key=naming.natural_key):
+                        self._copy(src[name], group, name)
+
+    # -- reading ---------------------------------------------------------------
+    @classmethod
+    def read(cls, run_dir: Path, manifest: dict[str, Any]) -> Any:
+        h5py = _h5py()
+        fn = manifest["func_name"]
+        n = int(manifest["n_calls"])
+        container = naming.container(run_dir, fn)
+        if not container.exists():
+            raise ValueError(f"{run_dir} has no results container {container.name}")
+        finished = stacking.finished_ids(manifest)
+        with h5py.File(container, "r") as h5f:
+            merged = read_written(h5f) if WRITTEN_ATTR in h5f.attrs else finished
+            written = finished & merged
+            if manifest.get("result_shape") is None:
+                out: list[Any] = []
+                for i in range(n):
+                    group = h5f.get(f"comp_{i}")
+                    out.append(read_group(group) if i in written and group is not None
+                               and len(group) else None)
+                return out
+            data = h5f["result_0"][()]
+            extras = [stacking.read_extras(h5f[f"comp_{i}"]) if f"comp_{i}" in h5f else []
+                      for i in sorted(written)]
+        data = stacking.apply_mask(data, int(manifest["stacking_dim"]), n, written)
+        return stacking.with_extras(data, extras)
