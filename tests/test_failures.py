@@ -117,3 +117,16 @@ def test_debug_runs_in_this_process_with_the_users_exception(in_tmp):
             pmap.compute(debug=True)
     # the traceback reaches into the user's function: pdb.post_mortem would land there
     assert info.traceback[-1].name == "raises_key_error"
+
+
+def test_resume_refuses_different_arguments(in_tmp):
+    with ParallelMap(bad_signature, [1, 2, 3], output_dir="run") as pmap:
+        pmap.compute()
+    with pytest.raises(ValueError, match="was made with different arguments"):
+        ParallelMap(bad_signature, [1, 2, 4], output_dir="run", resume=True)
+    with pytest.raises(ValueError, match="func_name='bad_signature', this one has "
+                                         "func_name='raises_key_error'"):
+        ParallelMap(raises_key_error, [1, 2, 3], output_dir="run", resume=True)
+    # the same inputs resume (nothing left to do: every call finished)
+    with ParallelMap(bad_signature, [1, 2, 3], output_dir="run", resume=True) as pmap:
+        assert len(pmap.compute()) == 3

@@ -214,3 +214,45 @@ def _check_size(value: Any, what: str) -> None:
         log.warning("%s: argument size %4.2f MB exceeds recommended limit of %d MB. Distributing "
                     "large variables across workers may result in poor performance. ",
                     what, size, MAX_ARG_SIZE_MB)
+
+
+#: arrays bigger than this are fingerprinted from a sample, not every byte
+FINGERPRINT_FULL_BYTES = 64 * 1024**2
+
+
+def _array_digest(value: np.ndarray) -> tuple[Any, ...]:
+    """Shape, dtype and a strided sample: a cheap stand-in for hashing a huge array."""
+    import hashlib
+
+    flat = value.reshape(-1)
+    step = max(1, flat.size // 1_000_000)
+    sample = np.ascontiguousarray(flat[::step])
+    return ("ndarray", value.shape, str(value.dtype), hashlib.sha1(sample.tobytes()).hexdigest())
+
+
+def fingerprint(dist: Distribution) -> str | None:
+    """A digest of every call's arguments, so ``resume`` can refuse different inputs.
+
+    Huge arrays (> 64 MiB) are summarised by shape, dtype and a strided sample so
+    that fingerprinting stays fast. Returns None when an argument cannot be
+    tokenised deterministically (resume then skips this check, with a warning).
+    """
+    import dask
+    from dask.base import tokenize
+
+    def norm(value: Any) -> Any:
+        if isinstance(value, np.ndarray) and value.nbytes > FINGERPRINT_FULL_BYTES:
+            return _array_digest(value)
+        return value
+
+    parts = (dist.n_calls, dist.n_args,
+             {i: [norm(v) for v in vs] for i, vs in dist.split_args.items()},
+             {k: [norm(v) for v in vs] for k, vs in dist.split_kwargs.items()},
+             {i: norm(v) for i, v in dist.shared.args.items()},
+             {k: norm(v) for k, v in dist.shared.kwargs.items()})
+    try:
+        with dask.config.set({"tokenize.ensure-deterministic": True}):
+            return str(tokenize(*parts))
+    except Exception as exc:
+        log.debug("arguments cannot be fingerprinted deterministically: %s", exc)
+        return None

@@ -30,6 +30,21 @@ log = logging.getLogger("acme")
 # long enough to hide the per-task overhead, short enough to balance load.
 TARGET_CHUNK_SECONDS = 0.2
 
+# Calls whose worker died (killed, out of memory, node lost) are resubmitted at
+# least this many times even with retries=0: losing a worker must not lose calls.
+# Bounded, because a call that itself kills its worker would otherwise loop forever.
+LOST_WORKER_RESUBMITS = 3
+
+
+def worker_was_lost(executor: Any, exc: BaseException) -> bool:
+    """Whether a whole task failed because its worker died (not because of a call)."""
+    check = getattr(executor, "lost_worker", None)
+    if callable(check):
+        return bool(check(exc))
+    from concurrent.futures.process import BrokenProcessPool
+
+    return isinstance(exc, BrokenProcessPool)
+
 
 @dataclass
 class TaskContext:
@@ -59,12 +74,16 @@ class Dispatcher:
         Called every ``tick_seconds`` while waiting (e.g. to save the manifest).
     chunk_size : int or "auto"
         Calls per executor task.
+    no_worker_timeout : float
+        Give up the calls still outstanding after this many seconds without any
+        worker (they fail with a RuntimeError; a resumed run finishes them).
     """
 
     def __init__(self, executor: Any, context: TaskContext, dist: Distribution,
                  task_ids: Iterable[int], *, on_outcome: Callable[[CallOutcome], None],
                  retries: int = 0, chunk_size: int | str = "auto", max_pending: int | None = None,
-                 on_tick: Callable[[], None] | None = None, tick_seconds: float = 2.0) -> None:
+                 on_tick: Callable[[], None] | None = None, tick_seconds: float = 2.0,
+                 no_worker_timeout: float = 300.0) -> None:
         self.executor = executor
         self.context = context
         self.dist = dist
@@ -73,6 +92,8 @@ class Dispatcher:
         self.on_outcome = on_outcome
         self.on_tick = on_tick
         self.tick_seconds = tick_seconds
+        self.no_worker_timeout = no_worker_timeout
+        self._no_workers_since: float | None = None
         self.retries = retries
         self.fixed_chunk = None if chunk_size == "auto" else int(chunk_size)
         self.workers = max(1, worker_count(executor) or 1)
@@ -105,10 +126,42 @@ class Dispatcher:
             self.pending[future] = ids
             future.add_done_callback(lambda f, ids=ids: self.events.put((f, ids)))
 
+    def _broadcast(self, attempts: int = 8) -> None:
+        broadcast = getattr(self.executor, "broadcast", None)
+        if not callable(broadcast):
+            self._handle = self.context
+            return
+        wait = getattr(self.executor, "wait_for_workers", None)
+        for attempt in range(attempts):
+            try:
+                self._handle = broadcast(self.context)
+                return
+            except Exception as exc:  # workers died while receiving it: try again
+                if attempt == attempts - 1:
+                    raise
+                log.debug("Sending the shared arguments failed (%s); trying again", exc)
+                time.sleep(0.5 * (attempt + 1))
+                if callable(wait):
+                    with contextlib.suppress(Exception):  # the next attempt reports it
+                        wait(1, timeout=30)
+
+    def _context_lost(self) -> bool:
+        """Whether the broadcast context died with its workers; if so, send it again.
+
+        Every worker holding the shared context can die before a replacement
+        fetched a copy; tasks then fail for want of it, through no fault of
+        their calls.
+        """
+        check = getattr(self.executor, "broadcast_lost", None)
+        if not callable(check) or not check(self._handle):
+            return False
+        log.info("The shared arguments were lost with their workers; sending them again")
+        self._broadcast()
+        return True
+
     def run(self) -> None:
         """Submit and collect until every call has a final outcome."""
-        broadcast = getattr(self.executor, "broadcast", None)
-        self._handle = broadcast(self.context) if callable(broadcast) else self.context
+        self._broadcast()
         self._submit_more()
         last_tick = time.monotonic()
         try:
@@ -121,12 +174,41 @@ class Dispatcher:
                     self.pending.pop(future, None)
                     self._collect(future, ids)
                     self._submit_more()
-                if self.on_tick and time.monotonic() - last_tick > self.tick_seconds:
-                    self.on_tick()
+                if time.monotonic() - last_tick > self.tick_seconds:
                     last_tick = time.monotonic()
+                    if self.on_tick:
+                        self.on_tick()
+                    if self._no_workers_for_too_long():
+                        self._give_up_remaining()
         except BaseException:
             self.cancel()
             raise
+
+    def _no_workers_for_too_long(self) -> bool:
+        """True once no worker has been up for ``no_worker_timeout`` seconds.
+
+        Without workers (every job cancelled or past its walltime, every local
+        worker dead for good) the outstanding tasks would wait forever.
+        """
+        count = worker_count(self.executor)
+        if count is None or count > 0:
+            self._no_workers_since = None
+            return False
+        now = time.monotonic()
+        if self._no_workers_since is None:
+            self._no_workers_since = now
+            log.warning("No workers are running; waiting up to %.0f s for one to come back",
+                        self.no_worker_timeout)
+        return now - self._no_workers_since > self.no_worker_timeout
+
+    def _give_up_remaining(self) -> None:
+        error = RuntimeError(f"no workers were running for {self.no_worker_timeout:.0f} s; the "
+                             "call did not run (finished results are kept: resume the run)")
+        remaining = [i for ids in self.pending.values() for i in ids] + list(self.todo)
+        self.cancel()
+        for i in remaining:
+            self.on_outcome(CallOutcome(i, False, error=error, traceback=str(error),
+                                        worker_lost=True))
 
     def _collect(self, future: Any, ids: list[int]) -> None:
         try:
@@ -134,20 +216,31 @@ class Dispatcher:
         except BaseException as exc:  # the whole task failed (worker lost, unpicklable, ...)
             if isinstance(exc, KeyboardInterrupt):
                 raise
-            outcomes = [CallOutcome(i, False, error=_portable(exc),
+            lost = worker_was_lost(self.executor, exc) or self._context_lost()
+            outcomes = [CallOutcome(i, False, error=_portable(exc), worker_lost=lost,
                                     traceback=f"{type(exc).__name__}: {exc}") for i in ids]
         for outcome in outcomes:
             if outcome.ok:
                 self._durations.append(outcome.seconds)
                 if len(self._durations) > 200:
                     del self._durations[:100]
-            elif not outcome.binding_error and self.attempts.get(outcome.task_id, 1) <= self.retries:
-                log.info("Call %d failed (%s: %s); retrying (attempt %d of %d)", outcome.task_id,
-                         type(outcome.error).__name__, outcome.error,
-                         self.attempts[outcome.task_id] + 1, self.retries + 1)
+            elif self._retry(outcome):
                 self.todo.append(outcome.task_id)
                 continue
             self.on_outcome(outcome)
+
+    def _retry(self, outcome: CallOutcome) -> bool:
+        """Whether a failed call runs again (and say so)."""
+        if outcome.binding_error:  # wrong arguments fail the same way every time
+            return False
+        attempt = self.attempts.get(outcome.task_id, 1)
+        allowed = max(self.retries, LOST_WORKER_RESUBMITS) if outcome.worker_lost else self.retries
+        if attempt > allowed:
+            return False
+        why = "its worker was lost" if outcome.worker_lost else "it failed"
+        log.info("Call %d: %s (%s: %s); running it again (attempt %d of %d)", outcome.task_id,
+                 why, type(outcome.error).__name__, outcome.error, attempt + 1, allowed + 1)
+        return True
 
     def cancel(self) -> None:
         """Cancel every outstanding task (on interrupt or error)."""

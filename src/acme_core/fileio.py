@@ -43,3 +43,19 @@ def write_bytes_atomic(final: str | os.PathLike[str], data: bytes) -> None:
 def is_partial(name: str) -> bool:
     """Whether a directory entry is an unfinished temporary file."""
     return name.startswith(".") and name.endswith(".partial")
+
+
+def remove_partials(directory: str | os.PathLike[str]) -> int:
+    """Delete unfinished temporary files left in ``directory`` by workers that died.
+
+    Call only after every call settled (no writer is still at work). Returns how
+    many were removed.
+    """
+    removed = 0
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir(directory):
+            if is_partial(entry.name):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+                    removed += 1
+    return removed

@@ -70,6 +70,8 @@ class CallOutcome:
     pid: int = 0
     #: True when the call failed before the function ran (binding the arguments)
     binding_error: bool = False
+    #: True when the whole task was lost with its worker (the call itself may be fine)
+    worker_lost: bool = False
 
 
 def assemble(n_args: int, shared: Shared, call: Call, pass_task_id: bool) -> tuple[list[Any], dict[str, Any]]:

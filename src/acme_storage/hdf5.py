@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from acme_core.errors import require
-from acme_core.fileio import atomic_path, is_partial, write_bytes_atomic
+from acme_core.fileio import atomic_path, is_partial, remove_partials, write_bytes_atomic
 from acme_core.store import BaseStore, RunInfo
 from acme_storage import naming
 
@@ -198,6 +198,7 @@ class HDF5Store(BaseStore):
 
     def finalize(self, references: list[Any], failed: set[int]) -> list[Any]:
         assert self.run is not None
+        remove_partials(self.payload)
         self.results_container = str(self.container_path) if self.container_path.exists() else None
         if self.run.result_shape is not None and references and not failed:
             from acme_storage.stacking import link_extra_returns

@@ -7,7 +7,7 @@ import pickle
 from pathlib import Path
 from typing import Any, ClassVar
 
-from acme_core.fileio import write_bytes_atomic
+from acme_core.fileio import remove_partials, write_bytes_atomic
 from acme_core.store import BaseStore, RunInfo
 from acme_storage import naming
 
@@ -47,6 +47,11 @@ class PickleStore(BaseStore):
     def writer(self) -> PickleWriter:
         assert self.run is not None and self.run.output_dir is not None
         return PickleWriter(str(self.run.output_dir), self.run.func_name, self.protocol)
+
+    def finalize(self, references: list[Any], failed: set[int]) -> list[Any]:
+        assert self.run is not None and self.run.output_dir is not None
+        remove_partials(self.run.output_dir)
+        return references
 
     def existing(self) -> dict[int, Any]:
         assert self.run is not None and self.run.output_dir is not None
