@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -30,14 +29,6 @@ def in_tmp(tmp_path, monkeypatch):
     """Run the test with the current directory in a scratch directory."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
-
-
-def run_script(path: Path, *args: str, timeout: float = 180, env: dict | None = None,
-               cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """Run a Python script in a fresh interpreter (as a user would) and capture its output."""
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, str(path), *args], capture_output=True, text=True,
-                          timeout=timeout, env=full_env, cwd=cwd or path.parent)
 
 
 @pytest.fixture(scope="session")

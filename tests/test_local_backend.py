@@ -11,7 +11,7 @@ import textwrap
 
 import pytest
 
-from conftest import run_script
+from script_runner import run_script
 
 PRELUDE = textwrap.dedent("""
     import json

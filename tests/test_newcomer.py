@@ -14,7 +14,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from conftest import run_script
+from script_runner import run_script
 
 ROOT = Path(__file__).resolve().parents[1]
 WALKTHROUGH = ROOT / "examples" / "walkthrough.py"

@@ -208,3 +208,37 @@ def test_missing_optional_dependency_names_the_pip_command(tmp_path):
     assert "The store 'hdf5' needs the package 'h5py'" in out.stdout
     assert "pip install 'acme-core[hdf5]'" in out.stdout
     assert list(tmp_path.iterdir()) == []  # failed before any directory was made
+
+
+AUTO_SCRIPT = textwrap.dedent("""
+    import json, types
+    from acme_core import ParallelMap, hookimpl
+    from acme_core.plugins import get_plugin_manager
+
+    site = types.ModuleType("site_preset")
+
+    @hookimpl
+    def acme_auto_backend():
+        return ("dask-local", {"n_workers": 1})
+
+    site.acme_auto_backend = acme_auto_backend
+
+    def f(x):
+        from distributed import get_worker
+        return get_worker().address
+
+    if __name__ == "__main__":
+        get_plugin_manager().register(site, name="site-preset")
+        with ParallelMap(f, [1, 2, 3, 4], write_worker_results=False) as pmap:
+            print(json.dumps(pmap.compute()))
+""")
+
+
+def test_site_plugin_chooses_the_auto_backend(tmp_path):
+    script = tmp_path / "auto.py"
+    script.write_text(AUTO_SCRIPT)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=120, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "a site plugin chose 'dask-local'" in out.stderr
+    assert len(set(json.loads(out.stdout.strip().splitlines()[-1]))) == 1  # its one worker

@@ -54,6 +54,22 @@ class SysPathPlugin:
         pass
 
 
+def sys_path_plugin(paths: list[str]) -> Any:
+    """A :class:`SysPathPlugin` that distributed accepts.
+
+    distributed refuses duck-typed plugins, but importing it at module level would
+    make listing the backends import dask; so the WorkerPlugin subclass is made here.
+    Worker processes started by a LocalCluster inherit ``sys.path`` anyway; batch-job
+    workers (SLURM, PBS, SGE) only get it through this plugin.
+    """
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    class _SysPathWorkerPlugin(SysPathPlugin, WorkerPlugin):
+        pass
+
+    return _SysPathWorkerPlugin(paths)
+
+
 class DaskClientExecutor:
     """Run tasks on an existing dask client.
 
@@ -115,6 +131,21 @@ class DaskClientExecutor:
     def worker_count(self) -> int:
         return len(self.client.scheduler_info(n_workers=-1).get("workers", {}))
 
+    def lost_worker(self, exc: BaseException) -> bool:
+        """Whether a task failed because the workers running it died.
+
+        dask already reruns a task whose worker died; after a few deaths it gives
+        up with ``KilledWorker``, which ParallelMap then resubmits itself.
+        """
+        from distributed.comm.core import CommClosedError
+        from distributed.scheduler import KilledWorker
+
+        return isinstance(exc, (KilledWorker, CommClosedError))
+
+    def broadcast_lost(self, handle: Any) -> bool:
+        """Whether a :meth:`broadcast` value is gone (every worker holding it died)."""
+        return getattr(handle, "status", "finished") != "finished"
+
     def wait_for_workers(self, n: int, timeout: float) -> None:
         self.client.wait_for_workers(n, timeout=timeout)
 
@@ -130,7 +161,7 @@ class DaskClientExecutor:
             return
         self._prepared = True
         try:
-            self.client.register_plugin(SysPathPlugin(list(sys.path)), name=SysPathPlugin.name)
+            self.client.register_plugin(sys_path_plugin(list(sys.path)), name=SysPathPlugin.name)
         except Exception as exc:  # pragma: no cover - old distributed versions
             log.debug("could not forward sys.path to the workers: %s", exc)
 

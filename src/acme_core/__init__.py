@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from acme_core.cluster_setups import pbs_cluster_setup, sge_cluster_setup, slurm_cluster_setup
 from acme_core.clusters import cluster_cleanup, local_cluster_setup
 from acme_core.errors import MissingDependencyError, ParallelMapError
 from acme_core.parallel_map import ParallelMap
@@ -37,4 +38,7 @@ __all__ = [
     "list_stores",
     "local_cluster_setup",
     "open_results",
+    "pbs_cluster_setup",
+    "sge_cluster_setup",
+    "slurm_cluster_setup",
 ]

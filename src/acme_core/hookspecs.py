@@ -15,6 +15,7 @@ register through these very hooks.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pluggy
 
@@ -62,4 +63,22 @@ def acme_register_cluster_setups(register: Register) -> None:
     register : callable
         ``register(func, name=None)``. ``func`` starts a dask client (or cluster)
         and returns it; the name defaults to ``func.name`` or ``func.__name__``.
+    """
+
+
+@hookspec(firstresult=True)
+def acme_auto_backend() -> tuple[str, dict[str, Any]] | None:
+    """Choose the backend for ``backend="auto"`` when no dask client is running.
+
+    Site plugins implement this to send work to their scheduler on their own
+    machines (the ESI plugin answers ``("slurm", {...})`` on ESI hosts); acme-core
+    itself never does, so a machine where ``sbatch`` merely exists runs locally.
+    The first plugin that answers wins.
+
+    Returns
+    -------
+    tuple of (str, dict) or None
+        A registered backend name and options for it (keywords the user gave
+        explicitly take precedence), or None to leave the choice to others
+        (in the end: a local cluster).
     """

@@ -20,13 +20,13 @@ from typing import Any
 
 from acme_core import options as opt
 from acme_core import validation
-from acme_core.arguments import Distribution, describe_func, distribute
+from acme_core.arguments import Distribution, describe_func, distribute, fingerprint
 from acme_core.dispatch import Dispatcher, TaskContext
 from acme_core.errors import ParallelMapError, check_requirements
 from acme_core.executor import owns_resources, worker_count
 from acme_core.logs import EarlyRecords, RunLogging, log_file_name
 from acme_core.manifest import Manifest
-from acme_core.plugins import list_backends, list_stores, lookup
+from acme_core.plugins import auto_backend, list_backends, list_stores, lookup
 from acme_core.prompts import can_ask, yes_no
 from acme_core.store import RunInfo
 from acme_core.task import CallOutcome, assemble
@@ -132,10 +132,15 @@ class ParallelMap:
     backend_options, store_options : dict, optional
         Keyword arguments for the backend / store class.
     resume : bool
-        Finish the earlier run in ``output_dir``: run only the missing calls.
+        Finish the earlier run in ``output_dir``: run only the calls not finished
+        there. Refused when the function name, number of calls, arguments or
+        store differ from that run's.
     retries : int
-        Rerun a failing call up to this many more times (not for errors binding
-        the arguments, which cannot succeed on a rerun).
+        Rerun a call that raised up to this many more times. Every exception the
+        call raises is retried except a ``TypeError`` from binding the arguments
+        to the function (a wrong signature fails the same way every time). A call
+        whose worker died (killed, out of memory, node lost) is rerun on another
+        worker even with ``retries=0`` (up to 3 times, or ``retries`` if higher).
     progress : "auto" or bool
         Progress bar; "auto" shows it when stderr is a terminal.
     chunk_size : int or "auto"
@@ -265,6 +270,8 @@ class ParallelMap:
                                  f"{self.store.name!r}")
         self.resume = resume
         self.manifest: Manifest | None = None
+        # only runs that leave files behind can be resumed, so only they pay for hashing
+        self.arguments_fingerprint = fingerprint(self.dist) if self.store.writes_files else None
         if resume:
             assert out is not None
             self.manifest = self._check_resumable(out, n_calls)
@@ -293,7 +300,7 @@ class ParallelMap:
                 result_shape=[None if i == stacking_dim else s for i, s in enumerate(shape)]
                 if shape is not None else None,
                 result_dtype=str(dtype) if dtype is not None else None,
-                stacking_dim=stacking_dim)
+                stacking_dim=stacking_dim, arguments=self.arguments_fingerprint)
             self.manifest.save()
         self.logging = RunLogging(self.verbose, self._log_path(logfile_choice, out))
 
@@ -373,6 +380,14 @@ class ParallelMap:
             if manifest.get(key) != ours:
                 raise ValueError(f"`resume=True`: the run in {out} has {key}={manifest.get(key)!r}, "
                                  f"this one has {key}={ours!r}")
+        theirs, ours_fp = manifest.get("arguments"), self.arguments_fingerprint
+        if theirs is not None and ours_fp is not None and theirs != ours_fp:
+            raise ValueError(f"`resume=True`: the run in {out} was made with different arguments "
+                             f"(fingerprint {theirs}, this one has {ours_fp}); give the same "
+                             "inputs, or a new output_dir for a new run")
+        if theirs is None or ours_fp is None:
+            log.warning("`resume=True`: the arguments cannot be compared with the earlier run's "
+                        "(not deterministically hashable); assuming they are the same")
         return manifest
 
     def _log_path(self, choice: bool | Path | None, out: Path | None) -> Path | None:
@@ -382,6 +397,14 @@ class ParallelMap:
             return None
         return log_file_name(out or Path.cwd(), self.func_name)
 
+    def _backend_hints(self) -> dict[str, Any]:
+        """ACME's cluster keywords plus what a backend may want to know about the run.
+
+        Only the ones a backend's signature names reach it: ``run_dir`` (job
+        logs go there) and ``n_calls`` (``n_workers="auto"`` on a job queue).
+        """
+        return {**self.cluster_keywords, "run_dir": self.output_dir, "n_calls": self.dist.n_calls}
+
     def _start_executor(self) -> Any:
         if self.executor is not None:
             return self.executor
@@ -390,17 +413,28 @@ class ParallelMap:
             from acme_backends.dask_client import DaskClientExecutor, current_client
 
             client = current_client()
+            preset = auto_backend() if client is None else None
             if client is not None:
                 log.info("Attaching to parallel computing client %s", client)
                 self.executor, self._owns_executor = DaskClientExecutor(client), False
+            elif preset is not None:
+                name, preset_options = preset
+                cls = lookup("backend", name, list_backends(), "backend")
+                log.info("backend='auto': a site plugin chose %r", name)
+                options = _accepted(cls, self._backend_hints())
+                for key, value in preset_options.items():  # what the user gave wins
+                    if options.get(key) in (None, "auto"):
+                        options[key] = value
+                self.executor = cls(**{**options, **self.backend_options})
+                self._owns_executor = owns_resources(self.executor)
             else:
                 from acme_backends.dask_local import DaskLocalExecutor
 
-                options = {**_accepted(DaskLocalExecutor, self.cluster_keywords),
+                options = {**_accepted(DaskLocalExecutor, self._backend_hints()),
                            **self.backend_options}
                 self.executor, self._owns_executor = DaskLocalExecutor(**options), True
         elif isinstance(spec, type):
-            options = {**_accepted(spec, self.cluster_keywords), **self.backend_options}
+            options = {**_accepted(spec, self._backend_hints()), **self.backend_options}
             self.executor = spec(**options)
             self._owns_executor = owns_resources(self.executor)
         else:
@@ -504,11 +538,18 @@ class ParallelMap:
         references: list[Any] = [None] * n
         done: set[int] = set()
         if self.resume and self.manifest is not None:
-            on_disk = self.store.existing()
-            for i in self.manifest.finished:
-                if i in on_disk:
-                    references[i] = on_disk[i]
-                    done.add(i)
+            # A result complete on disk is finished even when the interrupted run had no
+            # time to record it (files are renamed into place only when complete); one the
+            # manifest lists but that is gone from disk runs again.
+            for i, reference in self.store.existing().items():
+                references[i] = reference
+                done.add(i)
+            unrecorded = done - self.manifest.finished
+            if unrecorded:
+                log.debug("Found %d complete results the manifest had not recorded yet",
+                          len(unrecorded))
+            for i in unrecorded:
+                self.manifest.mark_finished(i)
             log.info("Resuming %s: %d of %d calls already finished", self.output_dir, len(done), n)
         todo = [i for i in range(n) if i not in done]
         failures: dict[int, CallOutcome] = {}

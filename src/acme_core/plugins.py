@@ -169,6 +169,15 @@ def list_cluster_setups() -> dict[str, Callable[..., Any]]:
     return dict(sorted(_load().cluster_setups.items()))
 
 
+def auto_backend() -> tuple[str, dict[str, Any]] | None:
+    """What the installed plugins choose for ``backend="auto"`` (None: a local cluster)."""
+    choice = get_plugin_manager().hook.acme_auto_backend()
+    if choice is None:
+        return None
+    name, options = choice
+    return str(name), dict(options or {})
+
+
 def failed_plugins() -> dict[str, str]:
     """Return entry-point name -> error for plugins that failed to load."""
     return dict(_load().failed)

@@ -1,0 +1,80 @@
+"""The "sge" backend and ``sge_cluster_setup`` against a real single-node Son of Grid Engine.
+
+``.ci/start-sge.sh`` starts it with one queue, ``all.q`` (2 slots). SGE jobs request
+no memory unless ``resource_spec`` says how the site wants it requested.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from acme_core import ParallelMap, cluster_cleanup, sge_cluster_setup
+from jobqueue_util import (
+    LOOPBACK,
+    PBS_SHIM_BIN,
+    files_in,
+    read_results,
+    sge_jobs,
+    sge_status,
+    wait_until_empty,
+    walkthrough,
+)
+
+RUNNING, WHY = sge_status()
+pytestmark = [pytest.mark.sge, pytest.mark.skipif(not RUNNING, reason=WHY)]
+
+
+@pytest.fixture(autouse=True)
+def empty_queue(monkeypatch):
+    """SGE's own qsub must win: the PBS shim's qsub has the same name."""
+    path = [p for p in os.environ["PATH"].split(os.pathsep) if p != PBS_SHIM_BIN]
+    monkeypatch.setenv("PATH", os.pathsep.join(path))
+    assert wait_until_empty(sge_jobs) == [], "jobs left from an earlier test"
+    yield
+    left = wait_until_empty(sge_jobs)
+    assert left == [], f"jobs left in the queue after the test: {left}"
+
+
+def test_walkthrough_on_sge(in_tmp):
+    out = in_tmp / "run"
+    with ParallelMap(walkthrough, [2, 4, 6, 8], 4, backend="sge", n_workers=2,
+                     mem_per_worker="1GB", setup_timeout=60, output_dir=out,
+                     backend_options={"run_dir": out, **LOOPBACK}) as pmap:
+        paths = pmap.compute()
+        assert len(pmap.executor.client.scheduler_info()["workers"]) == 2
+    assert read_results(paths) == [18, 24, 30, 36]
+    assert wait_until_empty(sge_jobs) == []
+    assert files_in(in_tmp) == ["run"]  # SGE's job output went to the log directory
+
+
+def test_n_workers_and_queue_reach_the_jobs(in_tmp):
+    import subprocess
+
+    logs = in_tmp / "logs"
+    client = sge_cluster_setup(queue="all.q", n_workers=2, mem_per_worker="1GB", timeout=60,
+                               interactive=False, log_directory=logs, **LOOPBACK)
+    try:
+        ids = client.cluster.acme_job_record.job_ids
+        assert sorted(ids) == sorted(sge_jobs()) and len(ids) == 2
+        for job in ids:
+            text = subprocess.run(["qstat", "-j", job], capture_output=True, text=True).stdout
+            assert "hard_queue_list:            all.q" in text
+        assert len(client.scheduler_info()["workers"]) == 2
+    finally:
+        cluster_cleanup(client)
+    assert wait_until_empty(sge_jobs) == []
+    assert any(name.startswith("dask-worker") for name in files_in(logs))
+
+
+def test_bad_queue_lists_the_queues(in_tmp):
+    with pytest.raises(ValueError, match=r"Invalid queue selection 'nosuch'.*\['all.q'\]"):
+        sge_cluster_setup(queue="nosuch", interactive=False, **LOOPBACK)
+    assert sge_jobs() == []
+
+
+def test_memory_above_the_node_fails_before_submitting(in_tmp):
+    with pytest.raises(ValueError, match="more than any node of queue all.q has"):
+        sge_cluster_setup(queue="all.q", mem_per_worker="100GB", interactive=False, **LOOPBACK)
+    assert sge_jobs() == []

@@ -1,0 +1,270 @@
+"""The "slurm" backend and ``slurm_cluster_setup`` against a real (single-node) SLURM.
+
+``.ci/start-slurm.sh`` starts it with partitions ``debug`` (default, the whole
+node: 2 CPUs, ~24 GB), ``8GBXS``/``8GBS`` (8000 MB per node) and
+``16GBXS``/``16GBS``. Every cluster here has at most 2 one-core workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+
+from acme_core import ParallelMap, cluster_cleanup, slurm_cluster_setup
+from jobqueue_util import (
+    LOOPBACK,
+    files_in,
+    read_results,
+    scontrol_job,
+    slurm_jobs,
+    slurm_status,
+    wait_until_empty,
+    walkthrough,
+)
+
+RUNNING, WHY = slurm_status()
+pytestmark = [pytest.mark.slurm, pytest.mark.skipif(not RUNNING, reason=WHY)]
+
+
+@pytest.fixture(autouse=True)
+def empty_queue():
+    """Every test starts and ends with an empty queue: nothing may be left behind."""
+    assert wait_until_empty(slurm_jobs) == [], "jobs left from an earlier test"
+    yield
+    left = wait_until_empty(slurm_jobs)
+    if left:
+        import subprocess
+
+        subprocess.run(["scancel", *left])
+    assert left == [], f"jobs left in the queue after the test: {left}"
+
+
+def record_ids(client) -> list[str]:
+    return list(client.cluster.acme_job_record.job_ids)
+
+
+def test_walkthrough_on_slurm(in_tmp):
+    out = in_tmp / "run"
+    with ParallelMap(walkthrough, [2, 4, 6, 8], 4, backend="slurm", n_workers=2,
+                     mem_per_worker="1GB", setup_timeout=60, output_dir=out,
+                     backend_options={"run_dir": out, **LOOPBACK}) as pmap:
+        paths = pmap.compute()
+        assert len(pmap.executor.client.scheduler_info()["workers"]) == 2
+    assert read_results(paths) == [18, 24, 30, 36]
+    # stop_client="auto": the backend started the cluster, so leaving the block stopped it
+    assert wait_until_empty(slurm_jobs) == []
+    # job logs went to the run directory, not the current directory
+    assert files_in(in_tmp) == ["run"]
+    assert len([n for n in files_in(out / "job-logs") if n.startswith("dask-worker")]) == 4
+
+
+def test_n_workers_memory_partition_reach_the_jobs(in_tmp):
+    logs = in_tmp / "logs"
+    client = slurm_cluster_setup(partition="8GBXS", n_workers=2, mem_per_worker="1GB",
+                                 cores_per_worker=1, timeout=60, interactive=False,
+                                 log_directory=logs, **LOOPBACK)
+    try:
+        ids = record_ids(client)
+        assert sorted(ids) == sorted(slurm_jobs()) and len(ids) == 2
+        for job in ids:
+            info = scontrol_job(job)
+            assert info["Partition"] == "8GBXS"
+            assert info["NumCPUs"] == "1"
+            assert info["MinMemoryNode"] == "954M"  # dask-jobqueue: 1 GB = 954 MiB
+            assert info["StdOut"].startswith(str(logs))
+            assert info["JobState"] == "RUNNING"
+        assert len(client.scheduler_info()["workers"]) == 2
+    finally:
+        cluster_cleanup(client)
+    assert wait_until_empty(slurm_jobs) == []
+    assert files_in(in_tmp) == ["logs"]
+
+
+def test_bad_partition_lists_the_partitions(in_tmp):
+    with pytest.raises(ValueError, match="Invalid partition selection 'nosuch'") as err:
+        slurm_cluster_setup(partition="nosuch", interactive=False, **LOOPBACK)
+    for name in ("debug", "8GBXS", "8GBS", "16GBXS", "16GBS"):
+        assert name in str(err.value)
+    assert slurm_jobs() == []
+
+
+def test_bad_partition_through_parallel_map(in_tmp):
+    with pytest.raises(ValueError, match="available SLURM partitions are"):
+        with ParallelMap(walkthrough, [2, 4], 4, backend="slurm", partition="8gbxs",
+                         output_dir=in_tmp / "run", backend_options=LOOPBACK) as pmap:
+            pmap.compute()
+    assert slurm_jobs() == []
+
+
+def test_memory_above_the_node_fails_before_submitting(in_tmp):
+    with pytest.raises(ValueError, match="more than any node of partition debug has"):
+        slurm_cluster_setup(partition="debug", mem_per_worker="100GB", interactive=False,
+                            **LOOPBACK)
+    assert slurm_jobs() == []
+
+
+def test_memory_above_the_partition_limit_fails_before_submitting(in_tmp):
+    with pytest.raises(ValueError, match="above the limit of partition 8GBXS"):
+        slurm_cluster_setup(partition="8GBXS", mem_per_worker="10GB", interactive=False,
+                            **LOOPBACK)
+    assert slurm_jobs() == []
+
+
+def test_cores_above_the_node_fail_before_submitting(in_tmp):
+    with pytest.raises(ValueError, match="`cores_per_worker` 64 is more than any node"):
+        slurm_cluster_setup(cores_per_worker=64, interactive=False, **LOOPBACK)
+    assert slurm_jobs() == []
+
+
+def test_job_that_never_starts_times_out_with_the_reason(in_tmp):
+    # check_resources=False lets the request through to SLURM, which queues it forever
+    # (memory above the partition's limit): the start-up must end within setup_timeout,
+    # say why, and cancel the job.
+    start = time.monotonic()
+    with pytest.raises(TimeoutError) as err:
+        slurm_cluster_setup(partition="8GBXS", mem_per_worker="10GB", timeout=3,
+                            interactive=False, check_resources=False,
+                            log_directory=in_tmp / "logs", **LOOPBACK)
+    assert time.monotonic() - start < 20
+    message = str(err.value)
+    assert "within given time-out interval of 3 seconds" in message
+    assert "Only 0 of 1 workers came up" in message
+    assert "MaxMemPerLimit" in message and "never start" in message
+
+
+def test_submission_refused_by_the_scheduler_is_reported(in_tmp):
+    from acme_backends.jobqueue import SchedulerError
+
+    start = time.monotonic()
+    with pytest.raises(SchedulerError, match="Memory specification can not be satisfied"):
+        slurm_cluster_setup(partition="debug", mem_per_worker="100GB", timeout=30,
+                            interactive=False, check_resources=False,
+                            log_directory=in_tmp / "logs", **LOOPBACK)
+    assert time.monotonic() - start < 20  # not the whole timeout
+
+
+def test_fewer_workers_go_on_and_say_why(in_tmp, caplog):
+    # two 16 GB jobs do not fit on the 24 GB node at once: one runs, one waits (Resources)
+    caplog.set_level(logging.INFO, logger="acme")
+    client = slurm_cluster_setup(partition="debug", n_workers=2, mem_per_worker="16GB",
+                                 timeout=4, interactive=False, log_directory=in_tmp / "logs",
+                                 **LOOPBACK)
+    try:
+        assert len(client.scheduler_info()["workers"]) == 1
+        assert client.submit(sum, [1, 2]).result(timeout=30) == 3
+        text = caplog.text
+        assert "Only 1 of 2 workers came up" in text
+        assert "Resources" in text
+        assert "Continuing with the 1 workers that are up" in text
+        assert len(slurm_jobs()) == 2
+    finally:
+        cluster_cleanup(client)
+    # the pending job is cancelled too
+    assert wait_until_empty(slurm_jobs) == []
+
+
+def test_unknown_keyword_is_an_error_before_submitting(in_tmp):
+    with pytest.raises(TypeError, match=r"unknown keyword argument\(s\) \['walltim'\]"):
+        slurm_cluster_setup(walltim="00:10:00", interactive=False, **LOOPBACK)
+    with pytest.raises(TypeError, match="use `mem_per_worker`"):
+        slurm_cluster_setup(memory="1GB", interactive=False, **LOOPBACK)
+    with pytest.raises(ValueError, match="backend_options"):
+        ParallelMap(walkthrough, [2, 4], 4, backend="slurm", output_dir=in_tmp / "run",
+                    backend_options={"no_such_option": 1})
+    assert slurm_jobs() == []
+
+
+def test_dask_jobqueue_keywords_pass_through(in_tmp):
+    client = slurm_cluster_setup(n_workers=1, mem_per_worker="500MB", timeout=60,
+                                 interactive=False, job_name="acme-pass-through",
+                                 walltime="00:05:00", job_extra=["--comment=acme-test"],
+                                 log_directory=in_tmp / "logs", **LOOPBACK)
+    try:
+        info = scontrol_job(record_ids(client)[0])
+        assert info["JobName"] == "acme-pass-through"
+        assert info["TimeLimit"] == "00:05:00"
+        assert info["Comment"] == "acme-test"
+    finally:
+        cluster_cleanup(client)
+
+
+def test_start_client_false_returns_the_cluster(in_tmp):
+    from dask_jobqueue import SLURMCluster
+
+    cluster = slurm_cluster_setup(n_workers=1, mem_per_worker="500MB", timeout=60,
+                                  interactive=False, start_client=False,
+                                  log_directory=in_tmp / "logs", **LOOPBACK)
+    try:
+        assert isinstance(cluster, SLURMCluster)
+        assert len(slurm_jobs()) == 1
+    finally:
+        cluster.close()
+
+
+def test_client_reuse(in_tmp):
+    """stop_client=False keeps the cluster; the next ParallelMap runs on the same jobs."""
+    kwargs = dict(backend="slurm", n_workers=1, mem_per_worker="1GB", setup_timeout=60,
+                  backend_options={"log_directory": in_tmp / "logs", **LOOPBACK})
+    with ParallelMap(walkthrough, [2, 4, 6, 8], 4, output_dir=in_tmp / "one", stop_client=False,
+                     **kwargs) as pmap:
+        first = read_results(pmap.compute())
+        client = pmap.executor.client
+    jobs = slurm_jobs()
+    assert len(jobs) == 1 and client.status == "running"
+    try:
+        with ParallelMap(walkthrough, [1, 2], 4, output_dir=in_tmp / "two", **kwargs) as again:
+            second = read_results(again.compute())
+            assert again.executor.client is client  # attached, not started anew
+        # the second run did not start the cluster, so "auto" left it running
+        assert slurm_jobs() == jobs and client.status == "running"
+        with ParallelMap(walkthrough, [3], 4, output_dir=in_tmp / "three", backend="auto") as auto:
+            third = read_results(auto.compute())
+    finally:
+        cluster_cleanup(client)
+    assert first == [18, 24, 30, 36] and second == [15, 18] and third == [21]
+    assert wait_until_empty(slurm_jobs) == []
+
+
+def test_auto_memory_is_the_partitions_and_the_job_starts(in_tmp):
+    # dask-jobqueue rounds --mem above 1 GiB up to whole GiB (8000 MiB -> 8G = 8192M, more
+    # than 8GBXS allows): the request must be exact for the job to start at all
+    client = slurm_cluster_setup(partition="8GBXS", n_workers=1, timeout=60, interactive=False,
+                                 log_directory=in_tmp / "logs", **LOOPBACK)
+    try:
+        info = scontrol_job(record_ids(client)[0])
+        assert info["MinMemoryNode"] == "8000M" and info["JobState"] == "RUNNING"
+        assert len(client.scheduler_info()["workers"]) == 1
+    finally:
+        cluster_cleanup(client)
+
+
+def test_jobs_that_die_at_once_fail_fast_and_point_to_the_logs(in_tmp):
+    logs = in_tmp / "logs"
+    start = time.monotonic()
+    with pytest.raises(RuntimeError, match="every SLURM job ended before its dask worker") as err:
+        slurm_cluster_setup(n_workers=1, mem_per_worker="500MB", timeout=60, interactive=False,
+                            job_script_prologue=["exit 3"], log_directory=logs, **LOOPBACK)
+    assert time.monotonic() - start < 30  # not the 60 s timeout
+    assert str(logs) in str(err.value)
+
+
+def test_interactive_question_takes_its_default_when_nobody_answers(in_tmp, monkeypatch):
+    import os
+    import sys
+
+    import acme_core.cluster_setups
+
+    read_end, write_end = os.pipe()  # stdin that never gets an answer
+    monkeypatch.setattr(sys, "stdin", os.fdopen(read_end))
+    monkeypatch.setattr(acme_core.cluster_setups, "can_ask", lambda: True)
+    start = time.monotonic()
+    try:
+        with pytest.raises(TimeoutError, match="aborted by the user.*MaxMemPerLimit"):
+            slurm_cluster_setup(partition="8GBXS", mem_per_worker="10GB", timeout=2,
+                                interactive=True, interactive_wait=1, check_resources=False,
+                                log_directory=in_tmp / "logs", **LOOPBACK)
+    finally:
+        os.close(write_end)
+    assert time.monotonic() - start < 20
