@@ -268,3 +268,49 @@ def test_interactive_question_takes_its_default_when_nobody_answers(in_tmp, monk
     finally:
         os.close(write_end)
     assert time.monotonic() - start < 20
+
+
+def sleepy_job_square(x, record_dir):
+    """Record which SLURM job ran the call, then take a moment (so a job can be cancelled)."""
+    import os
+    from pathlib import Path
+
+    Path(record_dir, os.environ.get("SLURM_JOB_ID", "none")).touch()
+    time.sleep(0.5)
+    return x * x
+
+
+def test_scancel_of_a_worker_job_mid_run_loses_nothing(in_tmp):
+    """Issue 5: a worker job cancelled mid-run (scancel, walltime) never loses its calls."""
+    import subprocess
+    import threading
+
+    import h5py
+
+    record = in_tmp / "jobs"
+    record.mkdir()
+    cancelled: list[str] = []
+
+    def cancel_first_job_seen() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not cancelled:
+            seen = [p.name for p in record.iterdir() if p.name != "none"]
+            if seen:
+                subprocess.run(["scancel", seen[0]], check=True)
+                cancelled.append(seen[0])
+            time.sleep(0.1)
+
+    out = in_tmp / "run"
+    canceller = threading.Thread(target=cancel_first_job_seen)
+    canceller.start()
+    with ParallelMap(sleepy_job_square, list(range(12)), str(record), backend="slurm",
+                     n_workers=2, mem_per_worker="1GB", setup_timeout=60, output_dir=out,
+                     chunk_size=1, backend_options={"run_dir": out, **LOOPBACK}) as pmap:
+        paths = pmap.compute()
+    canceller.join()
+    assert len(cancelled) == 1
+    assert len(paths) == 12
+    for x, path in enumerate(paths):
+        with h5py.File(path, "r") as h5f:  # every result complete and right
+            assert int(h5f["result_0"][0]) == x * x
+    assert wait_until_empty(slurm_jobs) == []
