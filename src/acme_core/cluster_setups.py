@@ -11,6 +11,7 @@ job of the cluster.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from acme_core.prompts import can_ask
@@ -132,18 +133,41 @@ def slurm_cluster_setup(partition: str = "auto", n_cores: int | None = None, n_w
                   walltime=walltime, **jobqueue_options)
 
 
-def pbs_cluster_setup(queue: str = "auto", n_workers: int = 1, mem_per_worker: str = "auto",
-                      cores_per_worker: int = 1, timeout: float = 60, interactive: bool = True,
-                      interactive_wait: float = 120, start_client: bool = True,
-                      job_extra: list[str] | None = None, *, partition: str | None = None,
-                      n_cores: int | None = None, processes_per_worker: int = 1,
-                      n_workers_startup: int = 1,
-                      log_directory: str | os.PathLike[str] | None = None,
-                      security: Any = True, host: str | None = None,
-                      interface: str | None = None, dashboard_address: str = "127.0.0.1:0",
-                      check_resources: bool = True, reuse: bool = True,
-                      walltime: str | None = None, **jobqueue_options: Any) -> Any:
-    """Start dask workers as PBS jobs and return a client connected to them.
+def _queue_setup(kind: str, doc: str) -> Callable[..., Any]:
+    """Build ``<kind>_cluster_setup`` for a scheduler whose queues are called queues.
+
+    PBS and Grid Engine take the very same keywords; only the scheduler differs.
+    """
+
+    def setup(queue: str = "auto", n_workers: int = 1, mem_per_worker: str = "auto",
+              cores_per_worker: int = 1, timeout: float = 60, interactive: bool = True,
+              interactive_wait: float = 120, start_client: bool = True,
+              job_extra: list[str] | None = None, *, partition: str | None = None,
+              n_cores: int | None = None, processes_per_worker: int = 1,
+              n_workers_startup: int = 1,
+              log_directory: str | os.PathLike[str] | None = None,
+              security: Any = True, host: str | None = None,
+              interface: str | None = None, dashboard_address: str = "127.0.0.1:0",
+              check_resources: bool = True, reuse: bool = True,
+              walltime: str | None = None, **jobqueue_options: Any) -> Any:
+        return _setup(kind, partition=partition, queue=None if queue == "auto" else queue,
+                      n_cores=n_cores, n_workers=n_workers,
+                      processes_per_worker=processes_per_worker,
+                      mem_per_worker=mem_per_worker, n_workers_startup=n_workers_startup,
+                      timeout=timeout, interactive=interactive,
+                      interactive_wait=interactive_wait, start_client=start_client,
+                      job_extra=job_extra, cores_per_worker=cores_per_worker,
+                      log_directory=log_directory, security=security, host=host,
+                      interface=interface, dashboard_address=dashboard_address,
+                      check_resources=check_resources, reuse=reuse, walltime=walltime,
+                      **jobqueue_options)
+
+    setup.__name__ = setup.__qualname__ = f"{kind}_cluster_setup"
+    setup.__doc__ = doc
+    return setup
+
+
+pbs_cluster_setup = _queue_setup("pbs", """Start dask workers as PBS jobs and return a client connected to them.
 
     The keywords are :func:`slurm_cluster_setup`'s, with ``queue`` first
     (``partition`` is accepted as its synonym); ``job_extra`` items are ``#PBS``
@@ -154,30 +178,9 @@ def pbs_cluster_setup(queue: str = "auto", n_workers: int = 1, mem_per_worker: s
     Returns
     -------
     distributed.Client or dask_jobqueue.PBSCluster
-    """
-    return _setup("pbs", partition=partition, queue=None if queue == "auto" else queue,
-                  n_cores=n_cores, n_workers=n_workers, processes_per_worker=processes_per_worker,
-                  mem_per_worker=mem_per_worker, n_workers_startup=n_workers_startup,
-                  timeout=timeout, interactive=interactive, interactive_wait=interactive_wait,
-                  start_client=start_client, job_extra=job_extra,
-                  cores_per_worker=cores_per_worker, log_directory=log_directory,
-                  security=security, host=host, interface=interface,
-                  dashboard_address=dashboard_address, check_resources=check_resources,
-                  reuse=reuse, walltime=walltime, **jobqueue_options)
+    """)
 
-
-def sge_cluster_setup(queue: str = "auto", n_workers: int = 1, mem_per_worker: str = "auto",
-                      cores_per_worker: int = 1, timeout: float = 60, interactive: bool = True,
-                      interactive_wait: float = 120, start_client: bool = True,
-                      job_extra: list[str] | None = None, *, partition: str | None = None,
-                      n_cores: int | None = None, processes_per_worker: int = 1,
-                      n_workers_startup: int = 1,
-                      log_directory: str | os.PathLike[str] | None = None,
-                      security: Any = True, host: str | None = None,
-                      interface: str | None = None, dashboard_address: str = "127.0.0.1:0",
-                      check_resources: bool = True, reuse: bool = True,
-                      walltime: str | None = None, **jobqueue_options: Any) -> Any:
-    """Start dask workers as (Son of) Grid Engine jobs and return a client connected to them.
+sge_cluster_setup = _queue_setup("sge", """Start dask workers as (Son of) Grid Engine jobs and return a client connected to them.
 
     The keywords are :func:`slurm_cluster_setup`'s, with ``queue`` first
     (``partition`` is accepted as its synonym); ``job_extra`` items are ``#$``
@@ -188,13 +191,4 @@ def sge_cluster_setup(queue: str = "auto", n_workers: int = 1, mem_per_worker: s
     Returns
     -------
     distributed.Client or dask_jobqueue.SGECluster
-    """
-    return _setup("sge", partition=partition, queue=None if queue == "auto" else queue,
-                  n_cores=n_cores, n_workers=n_workers, processes_per_worker=processes_per_worker,
-                  mem_per_worker=mem_per_worker, n_workers_startup=n_workers_startup,
-                  timeout=timeout, interactive=interactive, interactive_wait=interactive_wait,
-                  start_client=start_client, job_extra=job_extra,
-                  cores_per_worker=cores_per_worker, log_directory=log_directory,
-                  security=security, host=host, interface=interface,
-                  dashboard_address=dashboard_address, check_resources=check_resources,
-                  reuse=reuse, walltime=walltime, **jobqueue_options)
+    """)

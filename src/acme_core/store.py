@@ -99,6 +99,13 @@ class BaseStore:
         self.results_container: str | None = None
         self.run: RunInfo | None = None
 
+    @property
+    def out(self) -> Path:
+        """The run directory (once :meth:`prepare` was called)."""
+        if self.run is None or self.run.output_dir is None:
+            raise RuntimeError(f"{type(self).__name__} has no run directory before prepare()")
+        return self.run.output_dir
+
     def prepare(self, run: RunInfo) -> None:
         self.run = run
 

@@ -138,11 +138,6 @@ class HDF5Store(BaseStore):
 
     # -- paths ---------------------------------------------------------------
     @property
-    def out(self) -> Path:
-        assert self.run is not None and self.run.output_dir is not None
-        return self.run.output_dir
-
-    @property
     def payload(self) -> Path:
         assert self.run is not None
         return naming.payload_dir(self.out, self.run.func_name)

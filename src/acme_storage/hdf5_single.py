@@ -174,11 +174,6 @@ class HDF5SingleStore(BaseStore):
 
     # -- paths ---------------------------------------------------------------
     @property
-    def out(self) -> Path:
-        assert self.run is not None and self.run.output_dir is not None
-        return self.run.output_dir
-
-    @property
     def container_path(self) -> Path:
         assert self.run is not None
         return naming.container(self.out, self.run.func_name)
