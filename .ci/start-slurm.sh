@@ -30,9 +30,11 @@
 #        (-D / --foreground) under setsid, detached from the caller, so $! is their PID.
 set -euo pipefail
 
-now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+# shared helpers: now_ms/elapsed, running, comm_of, alive, launch, wait_pidfile, stop_pid
+# shellcheck source=daemons.sh
+source "$(dirname "${BASH_SOURCE[0]}")/daemons.sh"
+# shellcheck disable=SC2034  # T0 is read by elapsed() in daemons.sh
 T0=$(now_ms)
-elapsed() { local d=$(( $(now_ms) - T0 )); printf '%d.%01d' $((d / 1000)) $(((d % 1000) / 100)); }
 log() { printf '[start-slurm %5ss] %s\n' "$(elapsed)" "$*"; }
 die() {
     printf '[start-slurm] ERROR: %s\n' "$*" >&2
@@ -79,42 +81,6 @@ else
 fi
 
 # ---------------------------------------------------------------- helpers
-# running PID: true if PID exists and is not a zombie
-running() { local st; st=$(sed -n 's/^.*) \(.\).*/\1/p' "/proc/$1/stat" 2>/dev/null); [ -n "$st" ] && [ "$st" != Z ]; }
-# alive PIDFILE COMM -> prints the pid and returns 0 if the pid in PIDFILE is a live COMM process
-alive() {
-    local f=$1 name=$2 pid
-    [ -s "$f" ] || return 1
-    pid=$(tr -dc '0-9' <"$f")
-    [ -n "$pid" ] && running "$pid" || return 1
-    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$name" ] || return 1
-    echo "$pid"
-}
-record_started() { echo "$1 $2" >>"$STARTED"; }
-# launch NAME OUTFILE CMD...: run a daemon in its foreground mode, in a new session, detached
-# from this shell, so that $! is the daemon's own PID (setsid/setpriv exec, they do not fork);
-# the PID is recorded at once, so stop-slurm.sh can stop it even if start-up then fails.
-launch() {
-    local name=$1 out=$2
-    shift 2
-    log "starting $name: $*"
-    setsid "$@" >>"$out" 2>&1 </dev/null &
-    LAUNCHED=$!
-    record_started "$name" "$LAUNCHED"
-}
-# wait_pidfile NAME PID PIDFILE: wait until the daemon has written its own pid file
-wait_pidfile() {
-    local name=$1 pid=$2 f=$3 deadline=$(( $(date +%s) + TIMEOUT ))
-    until [ "$( { tr -dc '0-9' <"$f"; } 2>/dev/null)" = "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$name" ]; do
-        running "$pid" || die "$name (pid $pid) exited during start-up"
-        if [ "$(date +%s)" -ge "$deadline" ]; then
-            kill -TERM "$pid" 2>/dev/null || true
-            die "$name (pid $pid) did not write $f within ${TIMEOUT}s; sent it SIGTERM"
-        fi
-        sleep 0.1
-    done
-    log "$name running (pid $pid)"
-}
 # stop_ours NAME PIDFILE: stop a daemon only if this script started it (listed in $STARTED)
 stop_ours() {
     local name=$1 f=$2 pid
