@@ -8,12 +8,17 @@ at the end. Subclasses that start a cluster (local, SLURM, ...) only implement
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar
 
 log = logging.getLogger("acme")
+
+#: client -> the sys.path its workers were given (see DaskClientExecutor._prepare_workers)
+_REGISTERED: weakref.WeakKeyDictionary[Any, list[str]] = weakref.WeakKeyDictionary()
 
 
 def current_client() -> Any:
@@ -82,6 +87,9 @@ class DaskClientExecutor:
     name: ClassVar[str] = "dask"
     #: attached to a client the user brought: shutdown() leaves it running
     owns_resources: bool = False
+    #: whether starting the cluster already logged the dashboard link (ParallelMap
+    #: logs it otherwise)
+    announces_dashboard: bool = False
 
     def __init__(self, client: Any = None) -> None:
         if client is None:
@@ -128,6 +136,30 @@ class DaskClientExecutor:
         # depends on data an earlier run released ("computation on lost data").
         return self.client.scatter(value, broadcast=True, hash=False)
 
+    def gather(self, futures: list[Any]) -> list[tuple[bool, Any]]:
+        """Results of finished ``futures`` in one round trip: ``(True, value)`` or ``(False, exc)``.
+
+        ``Future.result()`` fetches one result per round trip; a batch of chunks
+        that finished together comes back at once here.
+        """
+        finished = [f for f in futures if f.status == "finished"]
+        values: dict[Any, Any] = {}
+        if finished:
+            try:
+                values = dict(zip(finished, self.client.gather(finished), strict=True))
+            except Exception:  # e.g. a worker died meanwhile: ask each future on its own
+                values = {}
+        out: list[tuple[bool, Any]] = []
+        for future in futures:
+            if future in values:
+                out.append((True, values[future]))
+                continue
+            try:
+                out.append((True, future.result()))
+            except Exception as exc:
+                out.append((False, exc))
+        return out
+
     def worker_count(self) -> int:
         return len(self.client.scheduler_info(n_workers=-1).get("workers", {}))
 
@@ -160,10 +192,22 @@ class DaskClientExecutor:
         if self._prepared:
             return
         self._prepared = True
+        paths = list(sys.path)
+        # Registering waits for every worker; a client reused by many ParallelMaps
+        # (the common case in notebooks and tests) needs it only when sys.path changed.
+        # Workers that join later get the plugin from the scheduler anyway.
         try:
-            self.client.register_plugin(sys_path_plugin(list(sys.path)), name=SysPathPlugin.name)
+            if _REGISTERED.get(self.client) == paths:
+                return
+        except TypeError:  # pragma: no cover - a client that cannot be weakly referenced
+            pass
+        try:
+            self.client.register_plugin(sys_path_plugin(paths), name=SysPathPlugin.name)
         except Exception as exc:  # pragma: no cover - old distributed versions
             log.debug("could not forward sys.path to the workers: %s", exc)
+            return
+        with contextlib.suppress(TypeError):
+            _REGISTERED[self.client] = paths
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.client!r})"

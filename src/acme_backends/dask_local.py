@@ -24,6 +24,8 @@ class DaskLocalExecutor(DaskClientExecutor):
 
     name: ClassVar[str] = "dask-local"
     owns_resources = True
+    #: local_cluster_setup logs the dashboard link when the cluster is up
+    announces_dashboard = True
 
     def __init__(self, n_workers: int | str = "auto", mem_per_worker: str = "auto",
                  threads_per_worker: int = 1, **cluster_options: Any) -> None:

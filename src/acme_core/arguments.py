@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from acme_core.task import TASK_ID, Call, Shared
+from acme_core.task import TASK_ID, Call, Chunk, Shared
 
 log = logging.getLogger("acme")
 
@@ -54,7 +54,27 @@ class Distribution:
         )
 
     def calls(self, task_ids: list[int]) -> list[Call]:
+        """One :class:`Call` per task id (see :meth:`chunk` for the compact form)."""
         return [self.call(i) for i in task_ids]
+
+    def chunk(self, task_ids: list[int], budget: float | None = None) -> Chunk:
+        """The calls ``task_ids`` as one :class:`Chunk`: each split argument as a column.
+
+        A run of consecutive ids (the usual case) is sliced out of the argument
+        lists in one step; no per-call object is built in the driver.
+        """
+        if not task_ids:
+            return Chunk([], {i: [] for i in self.split_args}, {k: [] for k in self.split_kwargs},
+                         budget)
+        first, last = task_ids[0], task_ids[-1]
+        if last - first == len(task_ids) - 1 and task_ids == list(range(first, last + 1)):
+            def take(values: list[Any]) -> list[Any]:
+                return values[first:last + 1]
+        else:
+            def take(values: list[Any]) -> list[Any]:
+                return [values[i] for i in task_ids]
+        return Chunk(list(task_ids), {i: take(v) for i, v in self.split_args.items()},
+                     {k: take(v) for k, v in self.split_kwargs.items()}, budget)
 
     def iter_arguments(self) -> Iterator[tuple[list[Any], dict[str, Any]]]:
         """Every call's full ``(args, kwargs)``, in task order (for in-process runs)."""

@@ -1,11 +1,23 @@
 """Submitting calls to an executor and collecting their outcomes.
 
 * Calls travel in **chunks** (one executor task runs several calls) sized from
-  measured call durations, while every call keeps its own outcome and retries.
+  measured call durations and the number of workers, while every call keeps its
+  own outcome and retries.
 * Submission is **bounded**: at most ``max_pending`` chunks are outstanding, so
   a million calls do not mean a million futures in the driver.
 * Collection is **event-driven**: futures report completion through
   ``add_done_callback`` into a queue; nothing polls every future.
+
+How ``chunk_size="auto"`` sizes chunks (see :meth:`Dispatcher.chunk_size`): a
+chunk holds about :data:`TARGET_CHUNK_SECONDS` of work at the per-call duration the
+workers measured last (at most :data:`UNMEASURED_CHUNK_CALLS` calls before any
+chunk came back), never more than a fair share of the work not done yet
+(``(queued + in flight) / (2 * workers)``, so every worker stays busy until the end)
+and never more than :data:`MAX_CHUNK_CALLS`. Every auto-sized chunk also carries a
+time budget (:data:`CHUNK_BUDGET_SECONDS`): the worker starts no further call once
+it is spent and hands the rest back, which the driver queues again. So nothing has
+to be probed first: short calls run many per task from the start, while a chunk of
+long calls comes back after its first call instead of holding the others hostage.
 """
 
 from __future__ import annotations
@@ -16,19 +28,44 @@ import math
 import queue
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from acme_core.arguments import Distribution
 from acme_core.executor import worker_count
-from acme_core.task import CallOutcome, Shared, _portable, run_calls
+from acme_core.task import CallOutcome, Chunk, ChunkResult, Shared, _portable, run_chunk_calls
 
 log = logging.getLogger("acme")
 
-# A chunk should hold about this much work (seconds) once call durations are known:
-# long enough to hide the per-task overhead, short enough to balance load.
+#: A chunk should hold about this much work (seconds) once call durations are known:
+#: long enough to hide the per-task overhead (a few ms per dask task), short enough
+#: to balance the load and to report progress often.
 TARGET_CHUNK_SECONDS = 0.2
+
+#: Upper bound of calls per chunk: bounds what one lost worker makes run again and
+#: the arguments in flight (with the window, ``max_pending * MAX_CHUNK_CALLS`` calls).
+MAX_CHUNK_CALLS = 10_000
+
+#: Calls per chunk at most before any chunk came back (durations still unknown): bounds
+#: the arguments sent ahead of the first measurement.
+UNMEASURED_CHUNK_CALLS = 64
+
+#: An auto-sized chunk starts no call after running this long and returns the rest.
+#: Well above the target, so a chunk sized from a good estimate never hits it.
+CHUNK_BUDGET_SECONDS = 2.5 * TARGET_CHUNK_SECONDS
+
+#: Outstanding chunks per worker (the bounded submission window): enough to keep a
+#: worker busy while its next chunk travels, few enough to keep the driver lean.
+PENDING_PER_WORKER = 4
+
+#: A context (function, writer, no shared arguments) up to this size travels with
+#: every task instead of being broadcast to the workers first.
+INLINE_CONTEXT_BYTES = 64 * 1024
+
+#: Shared arguments of these exact types (numbers, short texts) may travel inline too:
+#: unpickling them costs nothing, unlike arrays or user objects (sent once per worker).
+PLAIN_TYPES = (int, float, complex, bool, str, bytes, type(None))
 
 # Calls whose worker died (killed, out of memory, node lost) are resubmitted at
 # least this many times even with retries=0: losing a worker must not lose calls.
@@ -57,10 +94,10 @@ class TaskContext:
     shared: Shared
 
 
-def run_chunk(context: TaskContext, calls: list[Any]) -> list[CallOutcome]:
+def run_chunk(context: TaskContext, chunk: Chunk) -> ChunkResult:
     """The executor task: run a chunk of calls with the shared context."""
-    return run_calls(context.func, context.writer, context.n_args, context.pass_task_id,
-                     context.shared, calls)
+    return run_chunk_calls(context.func, context.writer, context.n_args, context.pass_task_id,
+                           context.shared, chunk)
 
 
 class Dispatcher:
@@ -69,11 +106,17 @@ class Dispatcher:
     Parameters
     ----------
     on_outcome : callable
-        Called in the driver with every final :class:`CallOutcome` (after retries).
+        Called in the driver with every final :class:`CallOutcome` of a failed call
+        (after retries), and of a finished one too when ``on_results`` is not given.
+    on_results : callable, optional
+        Called in the driver with ``(task_ids, references)`` of calls that finished,
+        one batch per chunk: cheaper than one :class:`CallOutcome` per call.
     on_tick : callable, optional
         Called every ``tick_seconds`` while waiting (e.g. to save the manifest).
     chunk_size : int or "auto"
-        Calls per executor task.
+        Calls per executor task (see the module docstring for "auto").
+    max_pending : int, optional
+        Outstanding chunks at most; default :data:`PENDING_PER_WORKER` per worker.
     no_worker_timeout : float
         Give up the calls still outstanding after this many seconds without any
         worker (they fail with a RuntimeError; a resumed run finishes them).
@@ -81,6 +124,7 @@ class Dispatcher:
 
     def __init__(self, executor: Any, context: TaskContext, dist: Distribution,
                  task_ids: Iterable[int], *, on_outcome: Callable[[CallOutcome], None],
+                 on_results: Callable[[list[int], list[Any]], None] | None = None,
                  retries: int = 0, chunk_size: int | str = "auto", max_pending: int | None = None,
                  on_tick: Callable[[], None] | None = None, tick_seconds: float = 2.0,
                  no_worker_timeout: float = 300.0) -> None:
@@ -90,45 +134,88 @@ class Dispatcher:
         self.todo: deque[int] = deque(task_ids)
         self.total = len(self.todo)
         self.on_outcome = on_outcome
+        self.on_results = on_results
         self.on_tick = on_tick
         self.tick_seconds = tick_seconds
         self.no_worker_timeout = no_worker_timeout
         self._no_workers_since: float | None = None
         self.retries = retries
         self.fixed_chunk = None if chunk_size == "auto" else int(chunk_size)
-        self.workers = max(1, worker_count(executor) or 1)
-        self.max_pending = max_pending or max(4, 4 * self.workers)
-        self.attempts: dict[int, int] = {}
+        self._fixed_window = max_pending
+        self.workers = 1
+        self.max_pending = max_pending or PENDING_PER_WORKER
+        #: the executor's worker count at the start (None: it cannot tell)
+        self.initial_workers = worker_count(executor)
+        self._update_workers(self.initial_workers)
+        #: resubmissions per task id (only for calls that failed and run again)
+        self.retried: dict[int, int] = {}
         self.events: queue.Queue[tuple[Any, list[int]]] = queue.Queue()
         self.pending: dict[Any, list[int]] = {}
-        self._durations: list[float] = []
+        #: calls submitted and not yet back (queued on or running on a worker)
+        self.in_flight = 0
+        #: seconds per call measured in the last chunk that came back (None: not yet)
+        self.per_call: float | None = None
         self._handle: Any = None
+
+    def _update_workers(self, count: int | None) -> None:
+        """Size the window from the number of workers (jobs may come and go)."""
+        if count is not None:
+            self.workers = max(1, count)
+        if self._fixed_window is None:
+            self.max_pending = max(PENDING_PER_WORKER, PENDING_PER_WORKER * self.workers)
 
     # -- chunk sizing --------------------------------------------------------
     def chunk_size(self) -> int:
+        """Calls in the next chunk (see the module docstring)."""
         if self.fixed_chunk is not None:
             return self.fixed_chunk
-        if not self._durations:
-            return 1  # measure first
-        per_call = max(sum(self._durations) / len(self._durations), 1e-6)
-        size = int(TARGET_CHUNK_SECONDS / per_call)
-        # keep every worker busy: never more than a fair share of what is left
-        fair = math.ceil(len(self.todo) / (2 * self.workers)) if self.todo else 1
-        return max(1, min(size, fair, 10_000))
+        if self.per_call is None:
+            size = UNMEASURED_CHUNK_CALLS
+        else:
+            size = int(TARGET_CHUNK_SECONDS / max(self.per_call, 1e-7))
+        # a fair share of all the work not done yet (queued and in flight), so that the
+        # chunks of one wave are alike instead of shrinking one after the other
+        fair = math.ceil((len(self.todo) + self.in_flight) / (2 * self.workers))
+        return max(1, min(size, fair, MAX_CHUNK_CALLS))
 
     # -- submission ----------------------------------------------------------
     def _submit_more(self) -> None:
-        while self.todo and len(self.pending) < self.max_pending:
-            ids = [self.todo.popleft() for _ in range(min(self.chunk_size(), len(self.todo)))]
-            for i in ids:
-                self.attempts[i] = self.attempts.get(i, 0) + 1
-            future = self.executor.submit(run_chunk, self._handle, self.dist.calls(ids))
+        todo = self.todo
+        budget = CHUNK_BUDGET_SECONDS if self.fixed_chunk is None else None
+        while todo and len(self.pending) < self.max_pending:
+            n = min(self.chunk_size(), len(todo))
+            ids = [todo.popleft() for _ in range(n)]
+            future = self.executor.submit(run_chunk, self._handle, self.dist.chunk(ids, budget))
             self.pending[future] = ids
+            self.in_flight += n
             future.add_done_callback(lambda f, ids=ids: self.events.put((f, ids)))
+
+    def attempt(self, task_id: int) -> int:
+        """How many times call ``task_id`` was submitted so far."""
+        return self.retried.get(task_id, 0) + 1
+
+    def _inline_context(self) -> bool:
+        """Whether the context is small enough to travel with every task.
+
+        Broadcasting costs a round trip to every worker (several ms per run); a
+        context whose shared arguments are only numbers and short texts is usually
+        a few hundred bytes (the function by reference and the writer), cheaper to
+        send along.
+        """
+        shared = self.context.shared
+        values = [*shared.args.values(), *shared.kwargs.values()]
+        if any(type(v) not in PLAIN_TYPES for v in values):
+            return False  # shared objects are sent to each worker once, never per task
+        try:
+            import cloudpickle
+
+            return len(cloudpickle.dumps(self.context)) <= INLINE_CONTEXT_BYTES
+        except Exception:  # let the executor report what cannot be pickled
+            return False
 
     def _broadcast(self, attempts: int = 8) -> None:
         broadcast = getattr(self.executor, "broadcast", None)
-        if not callable(broadcast):
+        if not callable(broadcast) or self._inline_context():
             self._handle = self.context
             return
         wait = getattr(self.executor, "wait_for_workers", None)
@@ -161,28 +248,77 @@ class Dispatcher:
 
     def run(self) -> None:
         """Submit and collect until every call has a final outcome."""
+        for _ in self.iterate():
+            pass
+
+    def iterate(self) -> Iterator[None]:
+        """Like :meth:`run`, pausing after every chunk that came back (and every tick).
+
+        The callbacks have seen that chunk's outcomes when the generator yields, so
+        a caller can hand results on as they come. Closing the generator early
+        cancels what is still outstanding.
+        """
         self._broadcast()
         self._submit_more()
         last_tick = time.monotonic()
         try:
             while self.pending:
-                try:
-                    future, ids = self.events.get(timeout=0.5)
-                except queue.Empty:
-                    future = None
-                if future is not None:
-                    self.pending.pop(future, None)
-                    self._collect(future, ids)
+                ready = self._wait_for_events(timeout=0.5)
+                if ready:
+                    for _future, ids, answer in self._results(ready):
+                        self._collect(answer, ids)
                     self._submit_more()
                 if time.monotonic() - last_tick > self.tick_seconds:
                     last_tick = time.monotonic()
+                    self._update_workers(worker_count(self.executor))
+                    self._submit_more()  # workers that joined get work at once
                     if self.on_tick:
                         self.on_tick()
                     if self._no_workers_for_too_long():
                         self._give_up_remaining()
-        except BaseException:
+                yield None
+        except BaseException:  # including GeneratorExit: stop what is outstanding
             self.cancel()
             raise
+
+    def _wait_for_events(self, timeout: float) -> list[tuple[Any, list[int]]]:
+        """Every chunk that came back: wait up to ``timeout`` for one, then take all."""
+        try:
+            first = self.events.get(timeout=timeout)
+        except queue.Empty:
+            return []
+        ready = [first]
+        with contextlib.suppress(queue.Empty):
+            while True:
+                ready.append(self.events.get_nowait())
+        out = []
+        for future, ids in ready:
+            if self.pending.pop(future, None) is not None:  # not given up or cancelled
+                self.in_flight -= len(ids)
+                out.append((future, ids))
+        return out
+
+    def _results(self, ready: list[tuple[Any, list[int]]]
+                 ) -> list[tuple[Any, list[int], tuple[bool, Any]]]:
+        """``(future, ids, (ok, value or exception))`` of every ready chunk.
+
+        Executors with ``gather`` fetch the results of many chunks in one round
+        trip; others answer ``future.result()`` one by one.
+        """
+        gather = getattr(self.executor, "gather", None)
+        futures = [future for future, _ in ready]
+        if callable(gather) and len(ready) > 1:
+            outcomes = gather(futures)
+        else:
+            outcomes = []
+            for future in futures:
+                try:
+                    outcomes.append((True, future.result()))
+                except BaseException as exc:
+                    if isinstance(exc, KeyboardInterrupt):
+                        raise
+                    outcomes.append((False, exc))
+        return [(f, ids, o) for (f, ids), o in zip(ready, outcomes, strict=True)]
 
     def _no_workers_for_too_long(self) -> bool:
         """True once no worker has been up for ``no_worker_timeout`` seconds.
@@ -210,21 +346,30 @@ class Dispatcher:
             self.on_outcome(CallOutcome(i, False, error=error, traceback=str(error),
                                         worker_lost=True))
 
-    def _collect(self, future: Any, ids: list[int]) -> None:
-        try:
-            outcomes = future.result()
-        except BaseException as exc:  # the whole task failed (worker lost, unpicklable, ...)
-            if isinstance(exc, KeyboardInterrupt):
-                raise
+    def _collect(self, answer: tuple[bool, Any], ids: list[int]) -> None:
+        ok, value = answer
+        if ok:
+            result: ChunkResult = value
+        else:  # the whole task failed (worker lost, unpicklable, ...)
+            exc = value
             lost = worker_was_lost(self.executor, exc) or self._context_lost()
-            outcomes = [CallOutcome(i, False, error=_portable(exc), worker_lost=lost,
-                                    traceback=f"{type(exc).__name__}: {exc}") for i in ids]
-        for outcome in outcomes:
-            if outcome.ok:
-                self._durations.append(outcome.seconds)
-                if len(self._durations) > 200:
-                    del self._durations[:100]
-            elif self._retry(outcome):
+            failed = [CallOutcome(i, False, error=_portable(exc), worker_lost=lost,
+                                  traceback=f"{type(exc).__name__}: {exc}") for i in ids]
+            result = ChunkResult([], [], failed)
+        if result.not_run:  # the chunk's time budget was spent: these run later
+            self.todo.extendleft(reversed(result.not_run))
+        if result.ok_ids:
+            self.per_call = result.seconds / len(result.ok_ids)
+            if self.on_results is not None:
+                self.on_results(result.ok_ids, result.references)
+            else:
+                mean = self.per_call
+                for i, reference in zip(result.ok_ids, result.references, strict=True):
+                    self.on_outcome(CallOutcome(i, True, reference=reference, seconds=mean,
+                                                host=result.host, pid=result.pid))
+        for outcome in result.failed:
+            if self._retry(outcome):
+                self.retried[outcome.task_id] = self.attempt(outcome.task_id)
                 self.todo.append(outcome.task_id)
                 continue
             self.on_outcome(outcome)
@@ -233,7 +378,7 @@ class Dispatcher:
         """Whether a failed call runs again (and say so)."""
         if outcome.binding_error:  # wrong arguments fail the same way every time
             return False
-        attempt = self.attempts.get(outcome.task_id, 1)
+        attempt = self.attempt(outcome.task_id)
         allowed = max(self.retries, LOST_WORKER_RESUBMITS) if outcome.worker_lost else self.retries
         if attempt > allowed:
             return False
@@ -249,3 +394,4 @@ class Dispatcher:
                 future.cancel()
         self.pending.clear()
         self.todo.clear()
+        self.in_flight = 0
