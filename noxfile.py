@@ -1,4 +1,4 @@
-"""Developer sessions: ``nox -s tests`` (the whole suite), ``lint``, ``typecheck``.
+"""Developer sessions: ``nox -s tests`` (the whole suite), ``lint``, ``typecheck``, ``docs``.
 
 ``tests`` is the README's test command and what ``.ci/run`` calls. It installs
 the package with its test extras into a fresh virtual environment, starts the
@@ -46,3 +46,11 @@ def typecheck(session: nox.Session) -> None:
     """mypy on the sources."""
     session.install("-e", ".", "mypy>=1.8")
     session.run("mypy", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation (docs/ -> docs/_build/html) with Sphinx; a warning is an error."""
+    session.install("-e", ".[docs]")
+    session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html",
+                *session.posargs)

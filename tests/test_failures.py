@@ -117,6 +117,8 @@ def test_debug_runs_in_this_process_with_the_users_exception(in_tmp):
             pmap.compute(debug=True)
     # the traceback reaches into the user's function: pdb.post_mortem would land there
     assert info.traceback[-1].name == "raises_key_error"
+    # and the failure is on record for `acme inspect` and resume
+    assert "KeyError: 'missing'" in Manifest.load(in_tmp / "dbg").failed[0]
 
 
 def test_resume_refuses_different_arguments(in_tmp):

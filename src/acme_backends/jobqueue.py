@@ -214,6 +214,8 @@ class JobQueueExecutor(DaskClientExecutor):
 
     name: ClassVar[str] = "jobqueue"
     owns_resources = True
+    #: the cluster start logs its dashboard link itself
+    announces_dashboard = True
     #: dask_jobqueue attribute of the cluster class, e.g. "SLURMCluster"
     cluster_class: ClassVar[str] = ""
     #: section of dask's jobqueue config ("jobqueue.<config_name>.*")

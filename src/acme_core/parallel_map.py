@@ -12,8 +12,8 @@ import logging
 import os
 import random
 import sys
-import time
-import tracemalloc
+import traceback
+from collections.abc import Generator, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from acme_core import validation
 from acme_core.arguments import Distribution, describe_func, distribute, fingerprint
 from acme_core.dispatch import Dispatcher, TaskContext
 from acme_core.errors import ParallelMapError, check_requirements
-from acme_core.executor import owns_resources, worker_count
+from acme_core.executor import owns_resources
 from acme_core.logs import EarlyRecords, RunLogging, log_file_name
 from acme_core.manifest import Manifest
 from acme_core.plugins import auto_backend, list_backends, list_stores, lookup
@@ -115,9 +115,14 @@ class ParallelMap:
         False leaves it running for the next ParallelMap to reuse.
     verbose : bool, optional
         None: INFO messages, True: DEBUG, False: warnings only.
-    dryrun : bool
-        Run one randomly chosen call in this process first and report its time
-        and memory; ask whether to continue when interactive.
+    dryrun : bool or "stop"
+        True: run one randomly chosen call in this process first, report its
+        wall time and peak memory, an estimate for the whole run and a suggested
+        ``mem_per_worker`` (:attr:`dryrun_estimate`); then ask whether to
+        continue when interactive, or continue when nobody can answer. "stop":
+        the same, then stop without asking (``compute()`` returns None). The
+        dry-run call's result is not kept; a run that does not go on leaves no
+        files behind.
     logfile : bool or str, optional
         None: a log file ``ACME_<fn>_<timestamp>.log`` when writing results;
         True/False force it on/off; a string is the log file's path.
@@ -142,9 +147,22 @@ class ParallelMap:
         whose worker died (killed, out of memory, node lost) is rerun on another
         worker even with ``retries=0`` (up to 3 times, or ``retries`` if higher).
     progress : "auto" or bool
-        Progress bar; "auto" shows it when stderr is a terminal.
+        Progress bar (tqdm; a widget in notebooks) with calls done / failed /
+        running and an ETA, fed by completion events; "auto" shows it in
+        interactive sessions (stderr is a terminal, or a Jupyter kernel), not in
+        batch jobs.
     chunk_size : int or "auto"
-        Calls per executor task; "auto" sizes chunks from measured call durations.
+        Calls per executor task; "auto" sizes chunks from measured call durations
+        and the number of workers (every call still has its own result, failure
+        and retries).
+
+    Notes
+    -----
+    ``compute()`` runs every call and returns all results at the end;
+    ``iter_results()`` runs them too but yields ``(task_id, result)`` as each call
+    finishes (completion order), to start analysing before the last call is done,
+    and raises ParallelMapError after the iteration when calls failed, as
+    ``compute()`` does.
 
     Examples
     --------
@@ -152,6 +170,9 @@ class ParallelMap:
     ...     return (x + y) * z
     >>> with ParallelMap(f, [2, 4, 6, 8], 4) as pmap:      # doctest: +SKIP
     ...     results = pmap.compute()
+    >>> with ParallelMap(f, [2, 4, 6, 8], 4) as pmap:      # doctest: +SKIP
+    ...     for task_id, path in pmap.iter_results():
+    ...         print(task_id, path)                       # as each call finishes
     """
 
     def __init__(self, func: Any, *args: Any, n_inputs: int | str = "auto",
@@ -161,7 +182,7 @@ class ParallelMap:
                  n_workers: int | str = "auto", mem_per_worker: str = "auto",
                  setup_timeout: int = 60, setup_interactive: bool = True,
                  stop_client: bool | str = "auto", verbose: bool | None = None,
-                 dryrun: bool = False, logfile: bool | str | None = None,
+                 dryrun: bool | str = False, logfile: bool | str | None = None,
                  cleanup_threshold_days: int | None = None,
                  backend: Any = "auto", store: Any = None,
                  backend_options: dict[str, Any] | None = None,
@@ -193,6 +214,8 @@ class ParallelMap:
             self._owns_executor = False
             self._in_context = False
             self._declined = False
+            #: the dry run's measurement and estimate (an acme_core.dryrun.Estimate)
+            self.dryrun_estimate: Any = None
             if dryrun:
                 self._dryrun()
         finally:
@@ -207,14 +230,16 @@ class ParallelMap:
                cleanup_threshold_days: int | None, backend: Any, store: Any,
                backend_options: dict[str, Any] | None, store_options: dict[str, Any] | None,
                resume: bool, retries: int, progress: bool | str,
-               chunk_size: int | str, dryrun: bool) -> None:
+               chunk_size: int | str, dryrun: bool | str) -> None:
         """Validate every keyword (phase 1), then create the run directory (phase 2)."""
         self.func = func
         self.n_inputs = opt.validate_n_inputs(n_inputs)
         self.dist: Distribution = distribute(func, args, kwargs, self.n_inputs)
         self.func_name = describe_func(func)
         n_calls = self.dist.n_calls
-        validation.boolean(dryrun, "dryrun")
+        from acme_core.dryrun import validate as validate_dryrun
+
+        self.dryrun = validate_dryrun(dryrun)
         validation.boolean(setup_interactive, "setup_interactive")
         validation.boolean(write_worker_results, "write_worker_results")
         validation.boolean(single_file, "single_file")
@@ -439,9 +464,11 @@ class ParallelMap:
             self._owns_executor = owns_resources(self.executor)
         else:
             self.executor, self._owns_executor = spec, False
+        # The dashboard link, once per cluster: setups that start one announce it
+        # themselves (``announces_dashboard``); for the others it is said here.
         link = getattr(self.executor, "dashboard_link", None)
-        if link:
-            log.debug("Dashboard: %s", link)
+        if link and not getattr(self.executor, "announces_dashboard", False):
+            log.info("Dask dashboard: %s", link)
         return self.executor
 
     def _stop_executor(self) -> None:
@@ -473,31 +500,75 @@ class ParallelMap:
 
     # ------------------------------------------------------------ dry run
     def _dryrun(self) -> None:
-        task_id = random.randrange(self.dist.n_calls)
+        """Run one randomly chosen call here, report the estimate, go on or stop.
+
+        See :mod:`acme_core.dryrun`. The call's result is dropped: nothing is
+        written and no call is marked finished.
+        """
+        from acme_core import dryrun as dr
+
+        todo = self.manifest.missing() if self.resume and self.manifest is not None \
+            else list(range(self.dist.n_calls))
+        if not todo:
+            log.info("Dry run skipped: every call of %s has finished already", self.func_name)
+            return
+        task_id = random.choice(todo)
         log.info("Performing a single dry-run of %s simulating randomly picked worker #%d with "
                  "automatically distributed arguments", self.func_name, task_id)
         args, kwargs = assemble(self.dist.n_args, self.dist.shared, self.dist.call(task_id),
                                 self.dist.pass_task_id)
-        tracemalloc.start()
-        start = time.perf_counter()
         try:
-            self.func(*args, **kwargs)  # result discarded: a dry run writes nothing
-        finally:
-            elapsed = time.perf_counter() - start
-            peak = tracemalloc.get_traced_memory()[1] / 1e6
-            tracemalloc.stop()
-        unit, value = ("GB", peak / 1000) if peak > 1000 else ("MB", peak)
+            measured = dr.measure(self.func, args, kwargs, task_id)
+        except BaseException:
+            log.error("The dry-run call #%d of %s failed (traceback below)", task_id,
+                      self.func_name)
+            self._dryrun_discard()
+            raise
+        del args, kwargs
+        workers, source = dr.expected_workers(self.n_workers, self.backend_options,
+                                              self._backend_spec)
+        shared = sum(dr.approx_size(v) for v in (*self.dist.shared.args.values(),
+                                                  *self.dist.shared.kwargs.values()))
+        self.dryrun_estimate = estimate = dr.Estimate(
+            measurement=measured, func_name=self.func_name, n_calls=len(todo), workers=workers,
+            workers_source=source, total_seconds=len(todo) * measured.seconds / workers,
+            shared_bytes=shared, mem_per_worker=dr.suggest_mem_per_worker(measured.peak, shared),
+            results_bytes=len(todo) * measured.result_bytes, in_memory=not self.store.writes_files)
+        unit, value = ("GB", measured.peak / 1e9) if measured.peak > 1e9 else \
+            ("MB", measured.peak / 1e6)
         log.info("Dry-run completed. Elapsed time is %f seconds, estimated memory consumption "
-                 "was %3.2f %s.", elapsed, value, unit)
-        if self.interactive and not yes_no(
-                f"Do you want to continue executing {self.func_name} with the provided arguments?",
-                default=True):
+                 "was %3.2f %s.", measured.seconds, value, unit)
+        for line in estimate.report().splitlines():
+            log.info("%s", line)
+        if self.dryrun == dr.STOP:
+            log.info("dryrun=%r: stopping after the dry run; compute() will do nothing", dr.STOP)
+            go_on = False
+        elif self.interactive:
+            go_on = yes_no(estimate.question(), default=True)
+        else:
+            log.info("Nobody to ask (not interactive): continuing. Pass dryrun=%r to stop after "
+                     "the dry run instead", dr.STOP)
+            go_on = True
+        if not go_on:
             self._declined = True
-            if self.output_dir is not None and self.manifest is not None and not self.resume:
-                import shutil
+            self._dryrun_discard()
 
-                self.logging.detach()
-                shutil.rmtree(self.output_dir, ignore_errors=True)
+    def _dryrun_discard(self) -> None:
+        """Remove the run directory's files of a run that will not happen (not on resume)."""
+        if self.output_dir is None or self.manifest is None or self.resume:
+            return
+        from acme_core import dryrun as dr
+
+        created = self.manifest.get("created")
+        since = datetime.fromisoformat(created).timestamp() - 1 if created else 0.0
+        logfile = self.logging.logfile
+        ours = logfile is not None and logfile.parent == self.output_dir
+        self.logging.detach()
+        dr.discard_run(self.output_dir, self.func_name, logfile if ours else None, since)
+        if ours:
+            self.logging.logfile = None  # attaching again must not recreate the directory
+        self.manifest = None
+        self.results_container = None
 
     # ------------------------------------------------------------ compute
     def compute(self, debug: bool = False) -> Any:
@@ -531,8 +602,58 @@ class ParallelMap:
                 self.logging.detach()
 
     def _compute(self, debug: bool) -> Any:
+        run = self._execute(debug, stream=False)
+        while True:  # with stream=False the generator yields nothing and returns the results
+            try:
+                next(run)
+            except StopIteration as stop:
+                return stop.value
+
+    def iter_results(self) -> Iterator[tuple[int, Any]]:
+        """Run the calls and yield ``(task_id, result)`` as each call finishes.
+
+        For analysing results while the run goes on. ``result`` is what
+        ``compute()`` returns for that call: the return value for the ``"memory"``
+        store, the path of the call's result file for the file stores. Calls come
+        in completion order; on ``resume=True`` the calls finished earlier come
+        first. Every store writes, and the manifest records, exactly what
+        ``compute()`` would.
+
+        Raises
+        ------
+        ParallelMapError
+            After the last finished call was yielded, when some calls failed
+            (finished results are kept, as with ``compute()``).
+
+        Notes
+        -----
+        Nothing runs until the loop asks for the first result. Leaving the loop
+        early (``break``) cancels the calls still outstanding; the finished ones
+        stay on disk and a run with ``resume=True`` finishes the rest.
+
+        The name follows ``open_results``: it yields what ``compute()`` returns,
+        one call at a time (``as_completed`` would suggest futures).
+        """
+        self.logging.attach()
+        run = self._execute(False, stream=True)
+        try:
+            for batch in run:
+                yield from batch
+        finally:
+            run.close()  # an early break: cancel the outstanding calls, keep the finished ones
+            if not self._in_context:
+                self.logging.detach()
+
+    def _execute(self, debug: bool,
+                 stream: bool) -> Generator[list[tuple[int, Any]], None, Any]:
+        """Run the calls; with ``stream`` yield every batch of finished calls as it arrives.
+
+        Returns (through ``StopIteration``) what ``compute()`` returns. Shared by
+        :meth:`compute` and :meth:`iter_results`, so both record, report and
+        finalize alike.
+        """
         if self._declined:
-            log.info("Dry run declined: nothing to compute")
+            log.info("No run after the dry run: nothing to compute")
             return None
         n = self.dist.n_calls
         references: list[Any] = [None] * n
@@ -548,54 +669,88 @@ class ParallelMap:
             if unrecorded:
                 log.debug("Found %d complete results the manifest had not recorded yet",
                           len(unrecorded))
-            for i in unrecorded:
-                self.manifest.mark_finished(i)
+            self.manifest.mark_finished_many(unrecorded)
             log.info("Resuming %s: %d of %d calls already finished", self.output_dir, len(done), n)
-        todo = [i for i in range(n) if i not in done]
+        todo = [i for i in range(n) if i not in done] if done else list(range(n))
         failures: dict[int, CallOutcome] = {}
         writer = self.store.writer()
+        fresh: list[tuple[int, Any]] = [(i, references[i]) for i in sorted(done)] if stream else []
+        if fresh:
+            yield fresh
+            fresh = []
+        counts = {"done": 0}
+        bar: Any = None
+        dispatcher: Dispatcher | None = None
+
+        def show(finished: int) -> None:
+            running = dispatcher.in_flight if dispatcher is not None else 0
+            bar.set_postfix(done=counts["done"], failed=len(failures), running=running,
+                            refresh=False)
+            bar.update(finished)
+
+        def record_many(ids: list[int], refs: list[Any]) -> None:
+            """Finished calls, one batch per chunk (no object per call)."""
+            for i, reference in zip(ids, refs, strict=True):
+                references[i] = reference
+            if failures:  # a call that failed before may have been retried since
+                for i in ids:
+                    failures.pop(i, None)
+            if self.manifest is not None:
+                self.manifest.mark_finished_many(ids)
+            counts["done"] += len(ids)
+            if stream:
+                fresh.extend(zip(ids, refs, strict=True))
+            if bar is not None:
+                show(len(ids))
 
         def record(outcome: CallOutcome) -> None:
             if outcome.ok:
-                references[outcome.task_id] = outcome.reference
-                failures.pop(outcome.task_id, None)
-                if self.manifest is not None:
-                    self.manifest.mark_finished(outcome.task_id)
-            else:
-                failures[outcome.task_id] = outcome
-                if self.manifest is not None:
-                    self.manifest.mark_failed(outcome.task_id,
-                                              outcome.traceback or repr(outcome.error))
+                record_many([outcome.task_id], [outcome.reference])
+                return
+            failures[outcome.task_id] = outcome
+            if self.manifest is not None:
+                self.manifest.mark_failed(outcome.task_id, outcome.traceback or repr(outcome.error))
             if bar is not None:
-                bar.update(1)
-                if failures:
-                    bar.set_postfix(failed=len(failures), refresh=False)
+                show(1)
 
-        bar = None
         try:
             if debug:
                 log.warning("Running in debug mode: every call runs here, one after the other")
+                bar = self._progress_bar(len(todo))
                 self._run_in_process(todo, writer, record)
             elif todo:
                 executor = self._start_executor()
-                workers = worker_count(executor)
+                context = TaskContext(self.func, writer, self.dist.n_args,
+                                      self.dist.pass_task_id, self.dist.shared)
+                dispatcher = Dispatcher(executor, context, self.dist, todo, on_outcome=record,
+                                        on_results=record_many, retries=self.retries,
+                                        chunk_size=self.chunk_size, on_tick=self._save_manifest)
+                workers = dispatcher.initial_workers
                 log.info("Preparing %d parallel calls of `%s` using %s workers", len(todo),
                          self.func_name, workers if workers is not None else "?")
                 bar = self._progress_bar(len(todo))
-                context = TaskContext(self.func, writer, self.dist.n_args,
-                                      self.dist.pass_task_id, self.dist.shared)
-                Dispatcher(executor, context, self.dist, todo, on_outcome=record,
-                           retries=self.retries, chunk_size=self.chunk_size,
-                           on_tick=self._save_manifest).run()
+                for _ in dispatcher.iterate():
+                    if fresh:
+                        batch, fresh = fresh, []
+                        yield batch
+            if fresh:  # debug mode, or the last chunk's results
+                batch, fresh = fresh, []
+                yield batch
         except BaseException as exc:
             if bar is not None:
                 bar.close()
             self._save_manifest()
+            kept = n - len(todo) + sum(1 for i in todo if references[i] is not None)
             if isinstance(exc, KeyboardInterrupt):
                 log.warning("Interrupted: %d calls finished and kept; rerun with resume=True and "
-                            "output_dir=%r to finish the rest", n - len(todo) + sum(
-                                1 for i in todo if references[i] is not None), str(self.output_dir))
+                            "output_dir=%r to finish the rest", kept, str(self.output_dir))
                 self._stop_executor()
+            elif isinstance(exc, GeneratorExit):
+                log.info("Stopped before the end: %d calls finished and kept%s", kept,
+                         f"; rerun with resume=True and output_dir={str(self.output_dir)!r} to "
+                         "finish the rest" if self.output_dir is not None else "")
+                if not self._in_context:
+                    self._stop_executor()
             elif not self._in_context:
                 self._stop_executor()
             raise
@@ -621,7 +776,14 @@ class ParallelMap:
         for i in todo:
             args, kwargs = assemble(self.dist.n_args, self.dist.shared, self.dist.call(i),
                                     self.dist.pass_task_id)
-            value = self.func(*args, **kwargs)  # exceptions propagate untouched
+            try:
+                value = self.func(*args, **kwargs)
+            except Exception:
+                # recorded (manifest, `acme inspect`), then re-raised untouched for pdb
+                if self.manifest is not None:
+                    self.manifest.mark_failed(i, traceback.format_exc())
+                    self.manifest.save()
+                raise
             record(CallOutcome(i, True, reference=writer.write(i, value)))
 
     def _save_manifest(self) -> None:
@@ -629,12 +791,35 @@ class ParallelMap:
             self.manifest.save()
 
     def _progress_bar(self, total: int) -> Any:
-        show = self.progress if isinstance(self.progress, bool) else _stderr_is_terminal()
+        """A tqdm bar (a widget in notebooks) fed by completion events, or None.
+
+        ``progress="auto"`` shows it in interactive sessions only (stderr is a
+        terminal, or a Jupyter kernel), never in batch jobs and CI logs.
+        """
+        show = self.progress if isinstance(self.progress, bool) else self._interactive_session()
         if not show:
             return None
         from tqdm.auto import tqdm
 
-        return tqdm(total=total, desc=f"{self.func_name}", unit="call", file=sys.stderr)
+        # tqdm adds the ETA from the rate; the postfix says done / failed / running
+        # (running: calls handed to the workers and not back yet)
+        bar = tqdm(total=total, desc=f"{self.func_name}", unit="call", file=sys.stderr,
+                   dynamic_ncols=True, smoothing=0.1)
+        bar.set_postfix(done=0, failed=0, running=0, refresh=False)
+        return bar
+
+    @staticmethod
+    def _interactive_session() -> bool:
+        """Whether a person is watching: stderr is a terminal, or this is a Jupyter kernel."""
+        if _stderr_is_terminal():
+            return True
+        shell = sys.modules.get("IPython")
+        get_ipython = getattr(shell, "get_ipython", None)
+        try:
+            ip = get_ipython() if callable(get_ipython) else None
+        except Exception:  # pragma: no cover - IPython internals
+            return False
+        return ip is not None and type(ip).__name__ == "ZMQInteractiveShell"
 
     def _failure(self, failures: dict[int, CallOutcome], results: list[Any]) -> ParallelMapError:
         ids = sorted(failures)
