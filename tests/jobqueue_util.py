@@ -128,3 +128,15 @@ def read_results(paths: list[str]) -> list[int]:
 
 def files_in(path: Path) -> list[str]:
     return sorted(p.name for p in Path(path).iterdir())
+
+
+def run_walkthrough(backend: str, out: Path) -> tuple[list[str], int]:
+    """ACME's walkthrough on ``backend`` with 2 one-core workers; (result paths, workers up)."""
+    from acme_core import ParallelMap
+
+    with ParallelMap(walkthrough, [2, 4, 6, 8], 4, backend=backend, n_workers=2,
+                     mem_per_worker="1GB", setup_timeout=60, output_dir=out,
+                     backend_options={"run_dir": out, **LOOPBACK}) as pmap:
+        paths = pmap.compute()
+        workers = len(pmap.executor.client.scheduler_info()["workers"])
+    return paths, workers

@@ -14,17 +14,17 @@ import os
 
 import pytest
 
-from acme_core import ParallelMap, cluster_cleanup, pbs_cluster_setup
+from acme_core import cluster_cleanup, pbs_cluster_setup
 from jobqueue_util import (
     LOOPBACK,
     PBS_SHIM_BIN,
     files_in,
     pbs_status,
     read_results,
+    run_walkthrough,
     scontrol_job,
     slurm_jobs,
     wait_until_empty,
-    walkthrough,
 )
 
 RUNNING, WHY = pbs_status()
@@ -44,11 +44,8 @@ def pbs_on_path(monkeypatch):
 def test_walkthrough_on_pbs(in_tmp):
     """PBS through Slurm's Torque wrappers: the walkthrough, read back with h5py."""
     out = in_tmp / "run"
-    with ParallelMap(walkthrough, [2, 4, 6, 8], 4, backend="pbs", n_workers=2,
-                     mem_per_worker="1GB", setup_timeout=60, output_dir=out,
-                     backend_options={"run_dir": out, **LOOPBACK}) as pmap:
-        paths = pmap.compute()
-        assert len(pmap.executor.client.scheduler_info()["workers"]) == 2
+    paths, workers = run_walkthrough("pbs", out)
+    assert workers == 2
     assert read_results(paths) == [18, 24, 30, 36]
     assert wait_until_empty(slurm_jobs) == []
     # the wrappers ignore "#PBS -o/-e DIR": qsub runs in the log directory instead,

@@ -10,16 +10,16 @@ import os
 
 import pytest
 
-from acme_core import ParallelMap, cluster_cleanup, sge_cluster_setup
+from acme_core import cluster_cleanup, sge_cluster_setup
 from jobqueue_util import (
     LOOPBACK,
     PBS_SHIM_BIN,
     files_in,
     read_results,
+    run_walkthrough,
     sge_jobs,
     sge_status,
     wait_until_empty,
-    walkthrough,
 )
 
 RUNNING, WHY = sge_status()
@@ -39,11 +39,8 @@ def empty_queue(monkeypatch):
 
 def test_walkthrough_on_sge(in_tmp):
     out = in_tmp / "run"
-    with ParallelMap(walkthrough, [2, 4, 6, 8], 4, backend="sge", n_workers=2,
-                     mem_per_worker="1GB", setup_timeout=60, output_dir=out,
-                     backend_options={"run_dir": out, **LOOPBACK}) as pmap:
-        paths = pmap.compute()
-        assert len(pmap.executor.client.scheduler_info()["workers"]) == 2
+    paths, workers = run_walkthrough("sge", out)
+    assert workers == 2
     assert read_results(paths) == [18, 24, 30, 36]
     assert wait_until_empty(sge_jobs) == []
     assert files_in(in_tmp) == ["run"]  # SGE's job output went to the log directory

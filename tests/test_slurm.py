@@ -17,6 +17,7 @@ from jobqueue_util import (
     LOOPBACK,
     files_in,
     read_results,
+    run_walkthrough,
     scontrol_job,
     slurm_jobs,
     slurm_status,
@@ -47,11 +48,8 @@ def record_ids(client) -> list[str]:
 
 def test_walkthrough_on_slurm(in_tmp):
     out = in_tmp / "run"
-    with ParallelMap(walkthrough, [2, 4, 6, 8], 4, backend="slurm", n_workers=2,
-                     mem_per_worker="1GB", setup_timeout=60, output_dir=out,
-                     backend_options={"run_dir": out, **LOOPBACK}) as pmap:
-        paths = pmap.compute()
-        assert len(pmap.executor.client.scheduler_info()["workers"]) == 2
+    paths, workers = run_walkthrough("slurm", out)
+    assert workers == 2
     assert read_results(paths) == [18, 24, 30, 36]
     # stop_client="auto": the backend started the cluster, so leaving the block stopped it
     assert wait_until_empty(slurm_jobs) == []
