@@ -130,3 +130,15 @@ def test_ctrl_c_keeps_finished_results_and_resume_finishes(tmp_path):
     assert "RESULTS 30" in done.stdout
     assert f"{len(finished)} of 30 calls already finished" in done.stderr
     assert [int(v[0]) for v in open_results(run_dir)] == list(range(1, 31))
+
+
+def test_soak_script_prints_lost_0(tmp_path):
+    """A short run of benchmarks/soak_kill_workers.py: workers SIGKILLed every second."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "soak_kill_workers.py"
+    out = subprocess.run([sys.executable, str(script), "--calls", "400", "--every", "1",
+                          "--seconds", "0.02", "--output-dir", str(tmp_path / "run")],
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr[-3000:]
+    killed = int(out.stdout.split("workers killed:")[1].split()[0])
+    assert killed >= 1
+    assert out.stdout.strip().splitlines()[-1] == "lost: 0"
