@@ -312,3 +312,57 @@ def test_scancel_of_a_worker_job_mid_run_loses_nothing(in_tmp):
         with h5py.File(path, "r") as h5f:  # every result complete and right
             assert int(h5f["result_0"][0]) == x * x
     assert wait_until_empty(slurm_jobs) == []
+
+
+SIGINT_DRIVER = '''
+import sys, time
+from acme_core import ParallelMap
+
+def slow(x):
+    time.sleep(0.5)
+    return x + 1
+
+if __name__ == "__main__":
+    with ParallelMap(slow, list(range(40)), output_dir=sys.argv[1], backend="slurm",
+                     n_workers=2, mem_per_worker="1GB", setup_timeout=60, chunk_size=1,
+                     backend_options={"interface": "lo", "run_dir": sys.argv[1]}) as pmap:
+        print("RESULTS", len(pmap.compute()), flush=True)
+'''
+
+
+def test_ctrl_c_cancels_the_jobs_this_run_started(tmp_path):
+    """Issue 5: SIGINT to a driver on SLURM leaves no job in the queue and valid files."""
+    import signal
+    import subprocess
+    import sys
+
+    import h5py
+
+    script = tmp_path / "driver.py"
+    script.write_text(SIGINT_DRIVER)
+    run_dir = tmp_path / "run"
+    payload = run_dir / "slow_payload"
+    proc = subprocess.Popen([sys.executable, str(script), str(run_dir)], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if payload.is_dir() and len(list(payload.glob("*.h5"))) >= 3:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the run never got going")
+        assert len(slurm_jobs()) == 2  # its two worker jobs are running
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0 and "RESULTS" not in out, (out, err[-3000:])
+    assert "rerun with resume=True" in err
+    assert wait_until_empty(slurm_jobs) == []  # every job this run started is gone
+    finished = sorted(payload.glob("*.h5"))
+    assert 3 <= len(finished) < 40
+    for path in finished:
+        with h5py.File(path, "r") as h5f:
+            assert "result_0" in h5f

@@ -23,7 +23,9 @@ import math
 import os
 import select
 import shlex
+import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -134,6 +136,24 @@ RESERVED = {
 
 
 # ======================================================================= the executor
+def import_dask_jobqueue(what: str) -> Any:
+    """Import dask_jobqueue without its side effect on Ctrl-C.
+
+    Importing ``dask_jobqueue`` (its ``runner`` module) replaces the process's SIGINT
+    handler with a silent ``sys.exit()``: Ctrl-C would then end a user's script with
+    exit status 0, no ``KeyboardInterrupt`` and no word about resuming. The handler
+    the process had before (Python's own, normally) is put back.
+    """
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    before = signal.getsignal(signal.SIGINT)
+    djq = require("dask_jobqueue", "jobqueue", what)
+    now = signal.getsignal(signal.SIGINT)
+    if on_main_thread and getattr(now, "__module__", "") == "dask_jobqueue.runner":
+        ours = before if getattr(before, "__module__", "") != "dask_jobqueue.runner" else None
+        signal.signal(signal.SIGINT, ours or signal.default_int_handler)
+    return djq
+
+
 class JobQueueExecutor(DaskClientExecutor):
     """Start dask workers as batch jobs (dask-jobqueue) and run tasks on them.
 
@@ -272,7 +292,7 @@ class JobQueueExecutor(DaskClientExecutor):
 
     @classmethod
     def _cluster_classes(cls) -> tuple[type, type]:
-        djq = require("dask_jobqueue", "jobqueue", f"The {cls.name!r} backend")
+        djq = import_dask_jobqueue(f"The {cls.name!r} backend")
         cluster_cls = getattr(djq, cls.cluster_class)
         return cluster_cls, cluster_cls.job_cls
 
