@@ -10,11 +10,12 @@ that in CI a scheduler that is down fails its tests instead of skipping them).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import h5py
@@ -140,3 +141,19 @@ def run_walkthrough(backend: str, out: Path) -> tuple[list[str], int]:
         paths = pmap.compute()
         workers = len(pmap.executor.client.scheduler_info()["workers"])
     return paths, workers
+
+
+@contextlib.contextmanager
+def queue_stays_empty(list_jobs: Callable[[], list[str]],
+                      cancel: list[str] | None = None) -> Iterator[None]:
+    """Around a test: the queue is empty before and after it (nothing may be left behind).
+
+    ``cancel`` is the scheduler's cancel command; leftovers are cancelled before the
+    failure is reported, so one bad test does not fail the next ones too.
+    """
+    assert wait_until_empty(list_jobs) == [], "jobs left from an earlier test"
+    yield
+    left = wait_until_empty(list_jobs)
+    if left and cancel:
+        subprocess.run([*cancel, *left], capture_output=True)
+    assert left == [], f"jobs left in the queue after the test: {left}"

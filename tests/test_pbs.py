@@ -20,6 +20,7 @@ from jobqueue_util import (
     PBS_SHIM_BIN,
     files_in,
     pbs_status,
+    queue_stays_empty,
     read_results,
     run_walkthrough,
     scontrol_job,
@@ -35,10 +36,8 @@ pytestmark = [pytest.mark.pbs, pytest.mark.skipif(not RUNNING, reason=WHY)]
 def pbs_on_path(monkeypatch):
     """The wrappers' qsub must win over SGE's (same name), for these tests only."""
     monkeypatch.setenv("PATH", PBS_SHIM_BIN + os.pathsep + os.environ["PATH"])
-    assert wait_until_empty(slurm_jobs) == [], "jobs left from an earlier test"
-    yield
-    left = wait_until_empty(slurm_jobs)
-    assert left == [], f"jobs left in the queue after the test: {left}"
+    with queue_stays_empty(slurm_jobs, cancel=["scancel"]):
+        yield
 
 
 def test_walkthrough_on_pbs(in_tmp):

@@ -15,6 +15,7 @@ from jobqueue_util import (
     LOOPBACK,
     PBS_SHIM_BIN,
     files_in,
+    queue_stays_empty,
     read_results,
     run_walkthrough,
     sge_jobs,
@@ -31,10 +32,8 @@ def empty_queue(monkeypatch):
     """SGE's own qsub must win: the PBS shim's qsub has the same name."""
     path = [p for p in os.environ["PATH"].split(os.pathsep) if p != PBS_SHIM_BIN]
     monkeypatch.setenv("PATH", os.pathsep.join(path))
-    assert wait_until_empty(sge_jobs) == [], "jobs left from an earlier test"
-    yield
-    left = wait_until_empty(sge_jobs)
-    assert left == [], f"jobs left in the queue after the test: {left}"
+    with queue_stays_empty(sge_jobs, cancel=["qdel"]):
+        yield
 
 
 def test_walkthrough_on_sge(in_tmp):

@@ -16,6 +16,7 @@ from acme_core import ParallelMap, cluster_cleanup, slurm_cluster_setup
 from jobqueue_util import (
     LOOPBACK,
     files_in,
+    queue_stays_empty,
     read_results,
     run_walkthrough,
     scontrol_job,
@@ -31,15 +32,8 @@ pytestmark = [pytest.mark.slurm, pytest.mark.skipif(not RUNNING, reason=WHY)]
 
 @pytest.fixture(autouse=True)
 def empty_queue():
-    """Every test starts and ends with an empty queue: nothing may be left behind."""
-    assert wait_until_empty(slurm_jobs) == [], "jobs left from an earlier test"
-    yield
-    left = wait_until_empty(slurm_jobs)
-    if left:
-        import subprocess
-
-        subprocess.run(["scancel", *left])
-    assert left == [], f"jobs left in the queue after the test: {left}"
+    with queue_stays_empty(slurm_jobs, cancel=["scancel"]):
+        yield
 
 
 def record_ids(client) -> list[str]:

@@ -20,7 +20,7 @@ from acme_core import ParallelMap
 from acme_core.arguments import distribute
 from acme_core.dispatch import MAX_CHUNK_CALLS, UNMEASURED_CHUNK_CALLS, Dispatcher, TaskContext
 from acme_core.manifest import from_ranges, to_ranges
-from acme_core.task import Chunk, Shared, run_calls, run_chunk_calls
+from acme_core.task import Chunk, Shared, run_chunk_calls
 from acme_storage.memory import MemoryWriter
 
 
@@ -126,11 +126,11 @@ def test_chunks_keep_per_call_failures_and_arguments():
     assert result.ok_ids == [4, 0] and result.references == [200, 0]
     assert [o.task_id for o in result.failed] == [2]
     assert "no twos" in result.failed[0].traceback
-    outcomes = run_calls(picky, MemoryWriter(), dist.n_args, False, dist.shared,
-                         dist.calls([0, 1, 2]))
+    outcomes = run_chunk_calls(picky, MemoryWriter(), dist.n_args, False, dist.shared,
+                               dist.chunk([0, 1, 2])).outcomes()
     assert [(o.task_id, o.ok, o.reference) for o in outcomes] == [(0, True, 0), (1, True, 20),
                                                                   (2, False, None)]
-    assert Chunk.of(dist.calls([3, 4])).kwargs == {"y": [40, 50]}
+    assert dist.chunk([3, 4]).kwargs == {"y": [40, 50]}
     assert run_chunk_calls(picky, MemoryWriter(), 1, False, Shared(), Chunk([])).ok_ids == []
 
 

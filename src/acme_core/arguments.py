@@ -53,10 +53,6 @@ class Distribution:
             {k: values[task_id] for k, values in self.split_kwargs.items()},
         )
 
-    def calls(self, task_ids: list[int]) -> list[Call]:
-        """One :class:`Call` per task id (see :meth:`chunk` for the compact form)."""
-        return [self.call(i) for i in task_ids]
-
     def chunk(self, task_ids: list[int], budget: float | None = None) -> Chunk:
         """The calls ``task_ids`` as one :class:`Chunk`: each split argument as a column.
 
@@ -214,22 +210,43 @@ def _tuple(names: tuple[str, ...]) -> str:
     return "(" + ", ".join(repr(n) for n in names) + ")"
 
 
-def size_mb(value: Any, _depth: int = 0) -> float:
-    """Rough size in MB of ``value`` (numpy buffers and nested containers counted)."""
-    if _depth > 50:  # self-referencing containers: stop rather than recurse forever
-        return 0.0
-    if isinstance(value, np.ndarray):
-        return value.nbytes / 1024**2
-    size = sys.getsizeof(value) / 1024**2
-    if isinstance(value, dict):
-        size += sum(size_mb(k, _depth + 1) + size_mb(v, _depth + 1) for k, v in value.items())
-    elif isinstance(value, (list, tuple, set, frozenset)):
-        size += sum(size_mb(v, _depth + 1) for v in value)
-    return size
+def approx_size(obj: Any, _depth: int = 0) -> int:
+    """Approximate memory of ``obj`` in bytes: arrays by their data, containers by content.
+
+    Large containers are sampled (the first 1000 items, scaled up), so this stays
+    cheap for any argument.
+    """
+    if isinstance(obj, np.ndarray):
+        if obj.dtype != object:
+            return int(obj.nbytes)
+        obj = list(obj.ravel())
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        return len(obj)
+    if isinstance(obj, str):
+        return sys.getsizeof(obj)
+    nbytes = getattr(obj, "nbytes", None)  # array-likes (dask, xarray, zarr, h5py datasets)
+    if isinstance(nbytes, (int, np.integer)) and not isinstance(obj, type):
+        return int(nbytes)
+    if _depth < 4:
+        items: list[Any] | None = None
+        if isinstance(obj, dict):
+            items = [*obj.keys(), *obj.values()]
+        elif isinstance(obj, (list, tuple, set, frozenset)):
+            items = list(obj) if len(obj) <= 1000 else list(obj)[:1000]
+        if items is not None:
+            total = len(obj) if not isinstance(obj, dict) else 2 * len(obj)
+            sample = items[:1000]
+            inner = sum(approx_size(item, _depth + 1) for item in sample)
+            scale = total / len(sample) if sample else 1.0
+            return sys.getsizeof(obj) + int(inner * scale)
+    try:
+        return sys.getsizeof(obj)
+    except TypeError:  # pragma: no cover - objects that refuse to say
+        return 0
 
 
 def _check_size(value: Any, what: str) -> None:
-    size = size_mb(value)
+    size = approx_size(value) / 1024**2
     if size > MAX_ARG_SIZE_MB:
         log.warning("%s: argument size %4.2f MB exceeds recommended limit of %d MB. Distributing "
                     "large variables across workers may result in poor performance. ",

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 import threading
 import time
 import tracemalloc
@@ -34,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
+from acme_core.arguments import approx_size
 
 #: memory a dask worker process needs before it runs anything (interpreter, dask, numpy)
 WORKER_BASELINE = 250 * 10**6
@@ -196,41 +195,6 @@ class _RssSampler:
         self._thread.join()
         self._peak = max(self._peak, self._rss())
         return self._peak - self._base
-
-
-def approx_size(obj: Any, _depth: int = 0) -> int:
-    """Approximate memory of ``obj`` in bytes: arrays by their data, containers by content.
-
-    Large containers are sampled (the first 1000 items, scaled up), so this stays
-    cheap for any argument.
-    """
-    if isinstance(obj, np.ndarray):
-        if obj.dtype != object:
-            return int(obj.nbytes)
-        obj = list(obj.ravel())
-    if isinstance(obj, (bytes, bytearray, memoryview)):
-        return len(obj)
-    if isinstance(obj, str):
-        return sys.getsizeof(obj)
-    nbytes = getattr(obj, "nbytes", None)  # array-likes (dask, xarray, zarr, h5py datasets)
-    if isinstance(nbytes, (int, np.integer)) and not isinstance(obj, type):
-        return int(nbytes)
-    if _depth < 4:
-        items: list[Any] | None = None
-        if isinstance(obj, dict):
-            items = [*obj.keys(), *obj.values()]
-        elif isinstance(obj, (list, tuple, set, frozenset)):
-            items = list(obj) if len(obj) <= 1000 else list(obj)[:1000]
-        if items is not None:
-            total = len(obj) if not isinstance(obj, dict) else 2 * len(obj)
-            sample = items[:1000]
-            inner = sum(approx_size(item, _depth + 1) for item in sample)
-            scale = total / len(sample) if sample else 1.0
-            return sys.getsizeof(obj) + int(inner * scale)
-    try:
-        return sys.getsizeof(obj)
-    except TypeError:  # pragma: no cover - objects that refuse to say
-        return 0
 
 
 def suggest_mem_per_worker(peak: int, shared: int) -> str:

@@ -20,7 +20,13 @@ from typing import Any
 
 from acme_core import options as opt
 from acme_core import validation
-from acme_core.arguments import Distribution, describe_func, distribute, fingerprint
+from acme_core.arguments import (
+    Distribution,
+    approx_size,
+    describe_func,
+    distribute,
+    fingerprint,
+)
 from acme_core.dispatch import Dispatcher, TaskContext
 from acme_core.errors import ParallelMapError, check_requirements
 from acme_core.executor import owns_resources
@@ -527,7 +533,7 @@ class ParallelMap:
         del args, kwargs
         workers, source = dr.expected_workers(self.n_workers, self.backend_options,
                                               self._backend_spec)
-        shared = sum(dr.approx_size(v) for v in (*self.dist.shared.args.values(),
+        shared = sum(approx_size(v) for v in (*self.dist.shared.args.values(),
                                                   *self.dist.shared.kwargs.values()))
         self.dryrun_estimate = estimate = dr.Estimate(
             measurement=measured, func_name=self.func_name, n_calls=len(todo), workers=workers,

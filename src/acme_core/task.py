@@ -1,6 +1,6 @@
 """What runs on a worker: a chunk of calls, each with its own result and failure.
 
-A dask task (or any executor task) runs :func:`run_calls` on a *chunk* of calls.
+A dask task (or any executor task) runs :func:`run_chunk_calls` on a *chunk* of calls.
 Every call is bound, run and written on its own; an exception in one call is
 captured into its :class:`CallOutcome` and does not affect the others, so one
 chunk can hold many short calls without losing per-call results, failures or
@@ -14,7 +14,7 @@ import pickle
 import socket
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,19 +111,6 @@ class Chunk:
 
     def __len__(self) -> int:
         return len(self.task_ids)
-
-    def calls(self) -> list[Call]:
-        """The chunk as one :class:`Call` per call."""
-        return [Call(task_id, {i: v[j] for i, v in self.args.items()},
-                     {k: v[j] for k, v in self.kwargs.items()})
-                for j, task_id in enumerate(self.task_ids)]
-
-    @classmethod
-    def of(cls, calls: Sequence[Call]) -> Chunk:
-        """The chunk holding ``calls`` (which have the same split arguments)."""
-        first = calls[0] if calls else Call(0, {}, {})
-        return cls([c.task_id for c in calls], {i: [c.args[i] for c in calls] for i in first.args},
-                   {k: [c.kwargs[k] for c in calls] for k in first.kwargs})
 
 
 @dataclass
@@ -239,31 +226,12 @@ def run_chunk_calls(func: Callable[..., Any], writer: Any, n_args: int, pass_tas
     return ChunkResult(ok_ids, references, failed, busy, host, pid, not_run)
 
 
-def run_calls(
-    func: Callable[..., Any],
-    writer: Any,
-    n_args: int,
-    pass_task_id: bool,
-    shared: Shared,
-    calls: Sequence[Call],
-) -> list[CallOutcome]:
-    """Run ``calls`` one after the other; never raises for a failing call.
-
-    One :class:`CallOutcome` per call, in task order (see :func:`run_chunk_calls`,
-    which the dispatcher uses: it returns the same outcomes in a compact form).
-    """
-    if not calls:
-        return []
-    return run_chunk_calls(func, writer, n_args, pass_task_id, shared,
-                           Chunk.of(calls)).outcomes()
-
-
 def _is_binding_error(exc: BaseException) -> bool:
     """A TypeError raised by Python while binding the arguments to the function.
 
     Such an error is deterministic (retrying cannot help). It is recognised by
     its traceback: it was raised at the call site, so no frame of the called
-    function follows ``run_calls``'s own.
+    function follows ``run_chunk_calls``'s own.
     """
     tb = exc.__traceback__
     return isinstance(exc, TypeError) and tb is not None and tb.tb_next is None
