@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 
 def temporary_name(final: str | os.PathLike[str]) -> Path:
     """A unique temporary name in the same directory as ``final`` (same file system)."""
-    final = Path(final)
-    return final.with_name(f".{final.name}.{uuid.uuid4().hex[:12]}.partial")
+    return Path(temporary_str(os.fspath(final)))
+
+
+def temporary_str(final: str) -> str:
+    """:func:`temporary_name` as a plain string (cheap enough for every call's file)."""
+    head, name = os.path.split(final)
+    return os.path.join(head, f".{name}.{os.urandom(6).hex()}.partial")
 
 
 @contextlib.contextmanager

@@ -12,6 +12,7 @@ run's files then move up into ``<out>`` and the container is dropped, as in ACME
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import numbers
 import os
@@ -23,9 +24,15 @@ from typing import Any, ClassVar
 import numpy as np
 
 from acme_core.errors import require
-from acme_core.fileio import atomic_path, is_partial, remove_partials, write_bytes_atomic
+from acme_core.fileio import (
+    atomic_path,
+    is_partial,
+    remove_partials,
+    temporary_str,
+    write_bytes_atomic,
+)
 from acme_core.store import BaseStore, RunInfo
-from acme_storage import naming
+from acme_storage import hdf5_template, naming
 
 log = logging.getLogger("acme")
 
@@ -93,9 +100,12 @@ class HDF5Writer:
 
     def write(self, task_id: int, value: Any) -> str:
         h5py = _h5py()
-        directory = Path(self.payload)
-        final = naming.call_file(directory, self.func_name, task_id, ".h5")
-        emergency = naming.call_file(directory, self.func_name, task_id, ".pickle")
+        final = f"{self.payload}{os.sep}{self.func_name}_{task_id}.h5"
+        emergency = f"{self.payload}{os.sep}{self.func_name}_{task_id}.pickle"
+        if self.compression is None and self._write_from_template(h5py, final, value):
+            if os.path.exists(emergency):  # an earlier attempt of this call was pickled
+                os.unlink(emergency)
+            return final
         try:
             with atomic_path(final) as tmp:
                 with h5py.File(tmp, "w", **file_locking_kwargs(self.locking)) as h5f:
@@ -109,10 +119,45 @@ class HDF5Writer:
                 final, exc)
             write_bytes_atomic(emergency, pickle.dumps(elements(value) if not isinstance(
                 value, (list, tuple)) else value, protocol=pickle.HIGHEST_PROTOCOL))
-            return str(emergency)
-        if emergency.exists():  # an earlier attempt of this call was pickled
-            emergency.unlink()
-        return str(final)
+            return emergency
+        if os.path.exists(emergency):  # an earlier attempt of this call was pickled
+            os.unlink(emergency)
+        return final
+
+    def _write_from_template(self, h5py: Any, final: str, value: Any) -> bool:
+        """Write ``final`` from this process's template for value's datasets, if there is one.
+
+        False when ``value`` needs h5py itself (see :mod:`acme_storage.hdf5_template`).
+        """
+        planned = hdf5_template.plan(value, self.collapse)
+        if planned is None:
+            return False
+        names, arrays = planned
+        signature = tuple((n, a.dtype.str, a.shape) for n, a in zip(names, arrays, strict=True))
+        template = _TEMPLATES.get(h5py, signature, names, arrays)
+        if template is None:
+            return False
+        tmp = temporary_str(final)
+        try:
+            hdf5_template.write_file(tmp, template.segments(arrays))
+            if not template.checked:  # the first file of a template is read back once
+                if not hdf5_template.matches(h5py, tmp, names, arrays):
+                    _TEMPLATES.refuse(signature)
+                    log.warning("An HDF5 file written from a template did not read back as "
+                                "written; writing %s results with h5py instead", signature)
+                    os.unlink(tmp)
+                    return False
+                template.checked = True
+            os.replace(tmp, final)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        return True
+
+
+#: this process's file templates (see :mod:`acme_storage.hdf5_template`)
+_TEMPLATES = hdf5_template.Templates()
 
 
 class HDF5Store(BaseStore):
