@@ -70,7 +70,7 @@ class Template:
             if nbytes == 0:
                 continue
             out.append(image[position:offset])
-            out.append(memoryview(array.reshape(-1).view(np.uint8)))
+            out.append(array.reshape(-1).view(np.uint8).data)
             position = offset + nbytes
         out.append(image[position:])
         return out
