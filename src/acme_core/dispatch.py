@@ -12,7 +12,8 @@ How ``chunk_size="auto"`` sizes chunks (see :meth:`Dispatcher.chunk_size`): a
 chunk holds about :data:`TARGET_CHUNK_SECONDS` of work at the per-call duration the
 workers measured last (at most :data:`UNMEASURED_CHUNK_CALLS` calls before any
 chunk came back), never more than a fair share of the work not done yet
-(``(queued + in flight) / (2 * workers)``, so every worker stays busy until the end)
+(``(queued + in flight) / (2 * workers)``, so every worker stays busy until the end;
+``/ workers`` before any chunk came back, so a small run takes one round trip per worker)
 and never more than :data:`MAX_CHUNK_CALLS`. Every auto-sized chunk also carries a
 time budget (:data:`CHUNK_BUDGET_SECONDS`): the worker starts no further call once
 it is spent and hands the rest back, which the driver queues again. So nothing has
@@ -25,9 +26,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import pickle
 import queue
 import time
-from collections import deque
+import uuid
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -94,8 +97,42 @@ class TaskContext:
     shared: Shared
 
 
-def run_chunk(context: TaskContext, chunk: Chunk) -> ChunkResult:
+class PickledContext:
+    """A small :class:`TaskContext` pickled once by the driver, unpickled once per worker.
+
+    It travels with every task (a few hundred bytes, no broadcast round trip), but
+    neither side pays for the function and writer per task: the driver pickles
+    them once per run, and a worker process keeps what it unpickled by ``key``.
+    """
+
+    __slots__ = ("key", "blob")
+
+    def __init__(self, key: str, blob: bytes) -> None:
+        self.key = key
+        self.blob = blob
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (PickledContext, (self.key, self.blob))
+
+    def load(self) -> TaskContext:
+        context = _LOADED.get(self.key)
+        if context is None:
+            context = pickle.loads(self.blob)  # cloudpickle's output loads with pickle
+            _LOADED[self.key] = context
+            while len(_LOADED) > LOADED_CONTEXTS:
+                _LOADED.popitem(last=False)
+        return context
+
+
+#: contexts a worker process keeps unpickled (runs overlap rarely; a few are plenty)
+LOADED_CONTEXTS = 4
+_LOADED: OrderedDict[str, TaskContext] = OrderedDict()
+
+
+def run_chunk(context: TaskContext | PickledContext, chunk: Chunk) -> ChunkResult:
     """The executor task: run a chunk of calls with the shared context."""
+    if isinstance(context, PickledContext):
+        context = context.load()
     return run_chunk_calls(context.func, context.writer, context.n_args, context.pass_task_id,
                            context.shared, chunk)
 
@@ -169,13 +206,18 @@ class Dispatcher:
         """Calls in the next chunk (see the module docstring)."""
         if self.fixed_chunk is not None:
             return self.fixed_chunk
-        if self.per_call is None:
-            size = UNMEASURED_CHUNK_CALLS
-        else:
-            size = int(TARGET_CHUNK_SECONDS / max(self.per_call, 1e-7))
         # a fair share of all the work not done yet (queued and in flight), so that the
         # chunks of one wave are alike instead of shrinking one after the other
-        fair = math.ceil((len(self.todo) + self.in_flight) / (2 * self.workers))
+        remaining = len(self.todo) + self.in_flight
+        if self.per_call is None:
+            size = UNMEASURED_CHUNK_CALLS
+            # Before anything came back, one chunk per worker: a small run (a few
+            # hundred calls) then costs one round trip per worker, not two. The time
+            # budget still returns a chunk of long calls after its first call.
+            fair = math.ceil(remaining / self.workers)
+        else:
+            size = int(TARGET_CHUNK_SECONDS / max(self.per_call, 1e-7))
+            fair = math.ceil(remaining / (2 * self.workers))
         return max(1, min(size, fair, MAX_CHUNK_CALLS))
 
     # -- submission ----------------------------------------------------------
@@ -194,29 +236,36 @@ class Dispatcher:
         """How many times call ``task_id`` was submitted so far."""
         return self.retried.get(task_id, 0) + 1
 
-    def _inline_context(self) -> bool:
-        """Whether the context is small enough to travel with every task.
+    def _inline_context(self) -> PickledContext | None:
+        """The context pickled once, if it is small enough to travel with every task.
 
         Broadcasting costs a round trip to every worker (several ms per run); a
         context whose shared arguments are only numbers and short texts is usually
         a few hundred bytes (the function by reference and the writer), cheaper to
-        send along.
+        send along. None: broadcast it.
         """
         shared = self.context.shared
         values = [*shared.args.values(), *shared.kwargs.values()]
         if any(type(v) not in PLAIN_TYPES for v in values):
-            return False  # shared objects are sent to each worker once, never per task
+            return None  # shared objects are sent to each worker once, never per task
         try:
             import cloudpickle
 
-            return len(cloudpickle.dumps(self.context)) <= INLINE_CONTEXT_BYTES
+            blob = cloudpickle.dumps(self.context)
         except Exception:  # let the executor report what cannot be pickled
-            return False
+            return None
+        if len(blob) > INLINE_CONTEXT_BYTES:
+            return None
+        return PickledContext(uuid.uuid4().hex, blob)
 
     def _broadcast(self, attempts: int = 8) -> None:
         broadcast = getattr(self.executor, "broadcast", None)
-        if not callable(broadcast) or self._inline_context():
+        if not callable(broadcast):
             self._handle = self.context
+            return
+        inline = self._inline_context()
+        if inline is not None:
+            self._handle = inline
             return
         wait = getattr(self.executor, "wait_for_workers", None)
         for attempt in range(attempts):
