@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 
 def temporary_name(final: str | os.PathLike[str]) -> Path:
@@ -42,6 +43,48 @@ def write_bytes_atomic(final: str | os.PathLike[str], data: bytes) -> None:
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def write_new_file(path: str, segments: Sequence[Any]) -> None:
+    """Create ``path`` (which must not exist) holding the concatenation of ``segments``.
+
+    ``segments`` are bytes-like (bytes, memoryviews of arrays): written with
+    ``writev`` as they are, without joining them into one copy first.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        todo = [memoryview(s).cast("B") for s in segments if len(s)]
+        while todo:
+            written = os.writev(fd, todo[:1024])
+            while todo and written >= len(todo[0]):  # drop what went out, keep the rest
+                written -= len(todo[0])
+                todo.pop(0)
+            if written:
+                todo[0] = todo[0][written:]
+    finally:
+        os.close(fd)
+
+
+def write_segments_atomic(final: str, segments: Sequence[Any],
+                          check: Callable[[str], bool] | None = None) -> bool:
+    """Write ``segments`` to ``final`` atomically (temporary name, then rename).
+
+    With ``check``, the complete temporary file is renamed into place only if
+    ``check(path)`` is true; else it is removed and False returned. Not fsync'ed,
+    like the HDF5 and zarr libraries' own writes.
+    """
+    tmp = temporary_str(final)
+    try:
+        write_new_file(tmp, segments)
+        if check is not None and not check(tmp):
+            os.unlink(tmp)
+            return False
+        os.replace(tmp, final)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return True
 
 
 def is_partial(name: str) -> bool:

@@ -12,7 +12,6 @@ run's files then move up into ``<out>`` and the container is dropped, as in ACME
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import numbers
 import os
@@ -28,8 +27,8 @@ from acme_core.fileio import (
     atomic_path,
     is_partial,
     remove_partials,
-    temporary_str,
     write_bytes_atomic,
+    write_segments_atomic,
 )
 from acme_core.store import BaseStore, RunInfo
 from acme_storage import hdf5_template, naming
@@ -137,22 +136,15 @@ class HDF5Writer:
         template = _TEMPLATES.get(h5py, signature, names, arrays)
         if template is None:
             return False
-        tmp = temporary_str(final)
-        try:
-            hdf5_template.write_file(tmp, template.segments(arrays))
-            if not template.checked:  # the first file of a template is read back once
-                if not hdf5_template.matches(h5py, tmp, names, arrays):
-                    _TEMPLATES.refuse(signature)
-                    log.warning("An HDF5 file written from a template did not read back as "
-                                "written; writing %s results with h5py instead", signature)
-                    os.unlink(tmp)
-                    return False
-                template.checked = True
-            os.replace(tmp, final)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        # the first file of a template is read back once before it counts
+        check = None if template.checked else (
+            lambda path: hdf5_template.matches(h5py, path, names, arrays))
+        if not write_segments_atomic(final, template.segments(arrays), check):
+            _TEMPLATES.refuse(signature)
+            log.warning("An HDF5 file written from a template did not read back as written; "
+                        "writing %s results with h5py instead", signature)
+            return False
+        template.checked = True
         return True
 
 

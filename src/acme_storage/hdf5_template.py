@@ -113,22 +113,6 @@ def build(h5py: Any, names: list[str], arrays: list[np.ndarray]) -> Template | N
     return Template(image, spans)
 
 
-def write_file(path: str, segments: list[Any]) -> None:
-    """Create ``path`` (which must not exist) with the concatenation of ``segments``."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        todo = [s for s in segments if len(s)]
-        while todo:
-            written = os.writev(fd, todo[:1024])
-            while todo and written >= len(todo[0]):  # drop what went out, keep the rest
-                written -= len(todo[0])
-                todo.pop(0)
-            if written:
-                todo[0] = todo[0][written:]
-    finally:
-        os.close(fd)
-
-
 def matches(h5py: Any, path: str, names: list[str], arrays: list[np.ndarray]) -> bool:
     """Whether the file at ``path`` reads back as ``arrays`` (bit for bit)."""
     try:

@@ -87,7 +87,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from acme_core.errors import require
-from acme_core.fileio import atomic_path, write_bytes_atomic
+from acme_core.fileio import atomic_path, write_bytes_atomic, write_segments_atomic
 from acme_core.store import BaseStore, RunInfo
 from acme_storage import naming, stacking
 
@@ -375,8 +375,7 @@ class ZarrWriter:
         assert self.stacking_dim is not None and self.result_shape is not None
         final = slot_chunk(Path(self.root), len(self.result_shape), self.stacking_dim, task_id)
         raw = np.ascontiguousarray(data, dtype=data.dtype.newbyteorder("<"))
-        with atomic_path(final) as tmp, open(tmp, "wb") as fh:
-            fh.write(raw.data.cast("B"))
+        write_segments_atomic(os.fspath(final), [raw.reshape(-1).view(np.uint8).data])
 
     def _extent_chunk(self, task_id: int) -> Path:
         return Path(self.root) / EXTENT / f"c{SEPARATOR}{task_id}"
