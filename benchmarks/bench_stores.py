@@ -19,7 +19,8 @@ takes a cross-process lock, opens the shared file, writes its slot, closes it.
 MB = 10**6 bytes. Nothing is fsync'ed (none of the writers does), so the data
 may still be in the page cache: the figures compare write paths, not disks.
 Every timed measurement starts after an (untimed) ``os.sync()``, so no variant
-pays for the dirty pages of the one before it.
+pays for the dirty pages of the one before it, and the order of the variants
+rotates from rep to rep.
 
 Run::
 
@@ -159,6 +160,16 @@ def h5py_prepared_one_process(path: Path, n_calls: int, n: int) -> float:
 
 
 # -- driver ----------------------------------------------------------------------------
+def rotated(variants: list[str], rep: int) -> list[str]:
+    """The variants in a different order each rep: none always runs after the same one.
+
+    On a shared VM a variant's figure depends on what ran just before it (page
+    cache to reclaim, dirty pages, another variant's processes still busy).
+    """
+    k = rep % len(variants)
+    return variants[k:] + variants[:k]
+
+
 def rate(size_mb: float, n_calls: int, seconds: list[float]) -> str:
     rates = [size_mb * n_calls / s for s in seconds]
     return f"{statistics.median(rates):8.0f} [{min(rates):.0f}-{max(rates):.0f}]"
@@ -196,11 +207,13 @@ def main() -> None:
                 end_to_end("memory", tmp, 2, n)  # warm the workers up
                 times: dict[str, list[float]] = {s: [] for s in ["h5py", *STORES]}
                 for rep in range(args.reps):
-                    times["h5py"].append(h5py_one_process(tmp / f"h5py{rep}.h5", n_calls, n))
-                    for store in STORES:
-                        times[store].append(end_to_end(store, tmp, n_calls, n))
-                        shutil.rmtree(tmp / f"run-{store}", ignore_errors=True)
-                    (tmp / f"h5py{rep}.h5").unlink()
+                    for v in rotated(["h5py", *STORES], rep):
+                        if v == "h5py":
+                            times[v].append(h5py_one_process(tmp / "h5py.h5", n_calls, n))
+                            (tmp / "h5py.h5").unlink()
+                            continue
+                        times[v].append(end_to_end(v, tmp, n_calls, n))
+                        shutil.rmtree(tmp / f"run-{v}", ignore_errors=True)
                 print(f"{size:6.0f}MB {n_calls:6d} {rate(size, n_calls, times['h5py']):>20} "
                       + " ".join(f"{rate(size, n_calls, times[s]):>20}" for s in STORES))
             client.close()
@@ -219,10 +232,12 @@ def main() -> None:
                 for v in variants:  # warm-up round, not counted
                     write_path(v, tmp, min(n_calls, 2 * args.workers), n, pool)
                     shutil.rmtree(tmp / f"wp-{v}")
-                for _rep in range(args.reps):
-                    times["h5py"].append(h5py_prepared_one_process(tmp / "h.h5", n_calls, n))
-                    (tmp / "h.h5").unlink()
-                    for v in variants:
+                for rep in range(args.reps):
+                    for v in rotated(["h5py", *variants], rep):
+                        if v == "h5py":
+                            times[v].append(h5py_prepared_one_process(tmp / "h.h5", n_calls, n))
+                            (tmp / "h.h5").unlink()
+                            continue
                         times[v].append(write_path(v, tmp, n_calls, n, pool))
                         shutil.rmtree(tmp / f"wp-{v}")
                 ratio = statistics.median(times["h5py"]) / statistics.median(times["zarr"])
