@@ -40,8 +40,15 @@ _UNSTORABLE = ("has no native HDF5 equivalent", "One of data, shape or dtype mus
                "Object dtype", "No conversion path")
 
 
+_H5PY: Any = None
+
+
 def _h5py() -> Any:
-    return require("h5py", "hdf5", "The HDF5 stores")
+    """h5py, imported once per process (a writer asks for it on every call)."""
+    global _H5PY
+    if _H5PY is None:
+        _H5PY = require("h5py", "hdf5", "The HDF5 stores")
+    return _H5PY
 
 
 def file_locking_kwargs(locking: bool | None) -> dict[str, Any]:
