@@ -8,6 +8,10 @@
 Return values HDF5 cannot hold (dicts, objects, ``None``) are pickled instead,
 per call, as ``<fn>_<i>.pickle`` holding ``[value]`` ("emergency pickling"); the
 run's files then move up into ``<out>`` and the container is dropped, as in ACME.
+
+Numeric results are written from a per-process template image that h5py made for
+the first result of the same names, dtypes and shapes (:mod:`acme_storage.hdf5_template`):
+one file creation and one ``writev`` per call instead of h5py's per-file setup.
 """
 
 from __future__ import annotations
