@@ -142,3 +142,21 @@ def test_build_finds_the_data_where_hdf5_put_it():
     (o0, n0), (o1, n1) = template.spans
     assert (n0, n1) == (80, 32)
     assert o0 + n0 <= o1 or o1 + n1 <= o0
+
+
+def test_many_kinds_of_results_from_several_threads(tmp_path):
+    # more signatures than the cache keeps, written by threads of one worker at once
+    from concurrent.futures import ThreadPoolExecutor
+
+    writer = HDF5Writer(str(tmp_path), "f", collapse=True, compression=None, locking=None)
+    n_kinds = hdf5_template.MAX_TEMPLATES + 8
+
+    def value(k):
+        return np.arange(1 + k % n_kinds, dtype=np.float64) * k
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda k: writer.write(k, value(k)), range(4 * n_kinds)))
+    assert len(hdf5._TEMPLATES._known) <= hdf5_template.MAX_TEMPLATES
+    for k in range(4 * n_kinds):
+        with h5py.File(tmp_path / f"f_{k}.h5", "r") as h5f:
+            np.testing.assert_array_equal(h5f["result_0"][()], value(k))

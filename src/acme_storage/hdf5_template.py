@@ -28,6 +28,7 @@ Safeguards, so a surprise means a slower file and never a wrong one:
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 import os
 from collections import OrderedDict
@@ -144,7 +145,9 @@ class Templates:
             return None
         template = self._known.get(signature)
         if template is not None:
-            self._known.move_to_end(signature)
+            # a worker may run calls in several threads: another one may evict it meanwhile
+            with contextlib.suppress(KeyError):
+                self._known.move_to_end(signature)
             return template
         try:
             template = build(h5py, names, arrays)
@@ -154,8 +157,9 @@ class Templates:
             self.refuse(signature)
             return None
         self._known[signature] = template
-        if len(self._known) > MAX_TEMPLATES:
-            self._known.popitem(last=False)
+        while len(self._known) > MAX_TEMPLATES:
+            with contextlib.suppress(KeyError):
+                self._known.popitem(last=False)
         return template
 
     def refuse(self, signature: Signature) -> None:
