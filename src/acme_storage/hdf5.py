@@ -27,13 +27,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from acme_core.errors import require
-from acme_core.fileio import (
-    atomic_path,
-    is_partial,
-    remove_partials,
-    write_bytes_atomic,
-    write_segments_atomic,
-)
+from acme_core.fileio import atomic_path, is_partial, remove_partials, write_bytes_atomic
 from acme_core.store import BaseStore, RunInfo
 from acme_storage import hdf5_template, naming
 
@@ -74,8 +68,7 @@ def write_elements(group: Any, value: Any, collapse: bool, compression: str | No
     """
     h5py = _h5py()
     items = elements(value)
-    if collapse and items and all(isinstance(v, numbers.Number) and not isinstance(v, bool)
-                                  for v in items):
+    if collapses_to_numbers(items, collapse):
         group.create_dataset("result_0", data=np.asarray(items))
         return
     if collapse and items and all(isinstance(v, str) for v in items):
@@ -91,6 +84,32 @@ def write_elements(group: Any, value: Any, collapse: bool, compression: str | No
             raise TypeError(f"Object dtype {data.dtype!r} has no native HDF5 equivalent")
         kwargs = {"compression": compression} if compression and data.ndim > 0 else {}
         group.create_dataset(f"result_{k}", data=data, **kwargs)
+
+
+def collapses_to_numbers(items: list[Any], collapse: bool) -> bool:
+    """ACME's rule: with ``collapse``, elements that are all numbers form one dataset."""
+    return collapse and bool(items) and all(
+        isinstance(v, numbers.Number) and not isinstance(v, bool) for v in items)
+
+
+def template_plan(value: Any, collapse: bool) -> tuple[list[str], list[np.ndarray]] | None:
+    """The datasets :func:`write_elements` would create, if all can come from a template.
+
+    None when any of them needs h5py itself (strings, objects, other dtypes); see
+    :mod:`acme_storage.hdf5_template`.
+    """
+    items = elements(value)
+    if collapses_to_numbers(items, collapse):
+        arrays = [np.asarray(items)]
+    elif any(isinstance(item, (str, bytes)) for item in items):
+        return None
+    else:
+        arrays = [item if isinstance(item, np.ndarray) else np.asarray(item) for item in items]
+    if not all(hdf5_template.fits(a) for a in arrays):
+        return None
+    # (not np.ascontiguousarray: it turns a 0-d array into a 1-d one)
+    arrays = [a if a.flags.c_contiguous else a.copy(order="C") for a in arrays]
+    return [f"result_{k}" for k in range(len(arrays))], arrays
 
 
 def unstorable(exc: BaseException) -> bool:
@@ -110,53 +129,28 @@ class HDF5Writer:
 
     def write(self, task_id: int, value: Any) -> str:
         h5py = _h5py()
-        final = f"{self.payload}{os.sep}{self.func_name}_{task_id}.h5"
-        emergency = f"{self.payload}{os.sep}{self.func_name}_{task_id}.pickle"
-        if self.compression is None and self._write_from_template(h5py, final, value):
-            if os.path.exists(emergency):  # an earlier attempt of this call was pickled
-                os.unlink(emergency)
-            return final
-        try:
-            with atomic_path(final) as tmp:
-                with h5py.File(tmp, "w", **file_locking_kwargs(self.locking)) as h5f:
-                    write_elements(h5f, value, self.collapse, self.compression)
-        except Exception as exc:
-            if not unstorable(exc):
-                raise
-            logging.getLogger("acme").warning(
-                "Could not write %s results have been pickled instead. Return values are most "
-                "likely not suitable for storage in HDF5 containers. Original error message: %s",
-                final, exc)
-            write_bytes_atomic(emergency, pickle.dumps(elements(value) if not isinstance(
-                value, (list, tuple)) else value, protocol=pickle.HIGHEST_PROTOCOL))
-            return emergency
+        final = os.path.join(self.payload, naming.call_name(self.func_name, task_id, ".h5"))
+        emergency = os.path.join(self.payload,
+                                 naming.call_name(self.func_name, task_id, ".pickle"))
+        planned = template_plan(value, self.collapse) if self.compression is None else None
+        if planned is None or not _TEMPLATES.write(h5py, final, *planned):
+            try:
+                with atomic_path(final) as tmp:
+                    with h5py.File(tmp, "w", **file_locking_kwargs(self.locking)) as h5f:
+                        write_elements(h5f, value, self.collapse, self.compression)
+            except Exception as exc:
+                if not unstorable(exc):
+                    raise
+                log.warning(
+                    "Could not write %s results have been pickled instead. Return values are "
+                    "most likely not suitable for storage in HDF5 containers. Original error "
+                    "message: %s", final, exc)
+                write_bytes_atomic(emergency, pickle.dumps(elements(value) if not isinstance(
+                    value, (list, tuple)) else value, protocol=pickle.HIGHEST_PROTOCOL))
+                return emergency
         if os.path.exists(emergency):  # an earlier attempt of this call was pickled
             os.unlink(emergency)
         return final
-
-    def _write_from_template(self, h5py: Any, final: str, value: Any) -> bool:
-        """Write ``final`` from this process's template for value's datasets, if there is one.
-
-        False when ``value`` needs h5py itself (see :mod:`acme_storage.hdf5_template`).
-        """
-        planned = hdf5_template.plan(value, self.collapse)
-        if planned is None:
-            return False
-        names, arrays = planned
-        signature = tuple((n, a.dtype.str, a.shape) for n, a in zip(names, arrays, strict=True))
-        template = _TEMPLATES.get(h5py, signature, names, arrays)
-        if template is None:
-            return False
-        # the first file of a template is read back once before it counts
-        check = None if template.checked else (
-            lambda path: hdf5_template.matches(h5py, path, names, arrays))
-        if not write_segments_atomic(final, template.segments(arrays), check):
-            _TEMPLATES.refuse(signature)
-            log.warning("An HDF5 file written from a template did not read back as written; "
-                        "writing %s results with h5py instead", signature)
-            return False
-        template.checked = True
-        return True
 
 
 #: this process's file templates (see :mod:`acme_storage.hdf5_template`)
@@ -218,9 +212,10 @@ class HDF5Store(BaseStore):
                 lcpl = h5py.h5p.create(h5py.h5p.LINK_CREATE)
                 lcpl.set_char_encoding(h5py.h5t.CSET_UTF8)
                 create = h5f.id.links.create_external
-                target = f"{self.payload.name}/{self.run.func_name}_"
+                rel, fn = self.payload.name, self.run.func_name
                 for i in range(self.run.n_calls):
-                    create(f"comp_{i}".encode(), f"{target}{i}.h5".encode(), b"/", lcpl=lcpl)
+                    target = f"{rel}/{naming.call_name(fn, i, '.h5')}"
+                    create(f"comp_{i}".encode(), target.encode(), b"/", lcpl=lcpl)
         self.results_container = str(self.container_path)
 
     def writer(self) -> HDF5Writer:

@@ -29,12 +29,16 @@ Safeguards, so a surprise means a slower file and never a wrong one:
 from __future__ import annotations
 
 import contextlib
-import numbers
+import logging
 import os
 from collections import OrderedDict
 from typing import Any
 
 import numpy as np
+
+from acme_core.fileio import write_segments_atomic
+
+log = logging.getLogger("acme")
 
 #: dtype kinds whose raw bytes h5py stores unchanged (bool, ints, floats, complex)
 FAST_KINDS = frozenset("biufc")
@@ -75,6 +79,11 @@ class Template:
             position = offset + nbytes
         out.append(image[position:])
         return out
+
+
+def fits(array: np.ndarray) -> bool:
+    """Whether h5py stores ``array``'s raw bytes unchanged (so a template can hold it)."""
+    return array.dtype.kind in FAST_KINDS and array.dtype.fields is None
 
 
 def _pattern(array: np.ndarray) -> np.ndarray:
@@ -121,8 +130,7 @@ def matches(h5py: Any, path: str, names: list[str], arrays: list[np.ndarray]) ->
             if sorted(h5f.keys()) != sorted(names):
                 return False
             for name, expected in zip(names, arrays, strict=True):
-                got = h5f[name][()]
-                got = np.asarray(got)
+                got = np.asarray(h5f[name][()])
                 if got.dtype != expected.dtype or got.shape != expected.shape:
                     return False
                 if got.tobytes() != expected.tobytes():
@@ -138,6 +146,26 @@ class Templates:
     def __init__(self) -> None:
         self._known: OrderedDict[Signature, Template] = OrderedDict()
         self._refused: set[Signature] = set()
+
+    def write(self, h5py: Any, final: str, names: list[str], arrays: list[np.ndarray]) -> bool:
+        """Write the file ``final`` holding ``arrays`` from a template, atomically.
+
+        False (nothing written) when there is no trustworthy template for them. The
+        first file of each template is read back with h5py before it counts.
+        """
+        signature = tuple((n, a.dtype.str, a.shape) for n, a in zip(names, arrays, strict=True))
+        template = self.get(h5py, signature, names, arrays)
+        if template is None:
+            return False
+        check = None if template.checked else (
+            lambda path: matches(h5py, path, names, arrays))
+        if not write_segments_atomic(final, template.segments(arrays), check):
+            self.refuse(signature)
+            log.warning("An HDF5 file written from a template did not read back as written; "
+                        "writing %s results with h5py instead", signature)
+            return False
+        template.checked = True
+        return True
 
     def get(self, h5py: Any, signature: Signature, names: list[str],
             arrays: list[np.ndarray]) -> Template | None:
@@ -165,28 +193,3 @@ class Templates:
     def refuse(self, signature: Signature) -> None:
         self._known.pop(signature, None)
         self._refused.add(signature)
-
-
-def plan(value: Any, collapse: bool) -> tuple[list[str], list[np.ndarray]] | None:
-    """The datasets ``write_elements`` would create for ``value``, if all can go fast.
-
-    None when any of them needs h5py itself (strings, objects, other dtypes).
-    Mirrors :func:`acme_storage.hdf5.write_elements`.
-    """
-    items = list(value) if isinstance(value, (list, tuple)) else [value]
-    if collapse and items and all(isinstance(v, numbers.Number) and not isinstance(v, bool)
-                                  for v in items):
-        arrays = [np.asarray(items)]
-    else:
-        arrays = []
-        for item in items:
-            if isinstance(item, (str, bytes)):
-                return None
-            arrays.append(item if isinstance(item, np.ndarray) else np.asarray(item))
-    out = []
-    for array in arrays:
-        if array.dtype.kind not in FAST_KINDS or array.dtype.fields is not None:
-            return None
-        # (not np.ascontiguousarray: it turns a 0-d array into a 1-d one)
-        out.append(array if array.flags.c_contiguous else array.copy(order="C"))
-    return [f"result_{k}" for k in range(len(out))], out

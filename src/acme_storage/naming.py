@@ -14,9 +14,14 @@ def container(out: Path, func_name: str, suffix: str = ".h5") -> Path:
     return out / f"{func_name}{suffix}"
 
 
+def call_name(func_name: str, task_id: int, suffix: str) -> str:
+    """``<fn>_<i><suffix>``; the suffix is appended, never stripped by characters."""
+    return f"{func_name}_{task_id}{suffix}"
+
+
 def call_file(directory: Path, func_name: str, task_id: int, suffix: str) -> Path:
-    """``<dir>/<fn>_<i><suffix>``; the suffix is appended, never stripped by characters."""
-    return directory / f"{func_name}_{task_id}{suffix}"
+    """``<dir>/<fn>_<i><suffix>`` (see :func:`call_name`)."""
+    return directory / call_name(func_name, task_id, suffix)
 
 
 def task_id_of(name: str, func_name: str, suffix: str) -> int | None:
