@@ -3,10 +3,14 @@
 Two measurements, for results of 1, 8 and 64 MB (``--sizes``):
 
 **A. End to end** -- ``ParallelMap(make, range(N), result_shape=(None, n), store=S)``
-on a 2-worker dask ``LocalCluster`` (started once), timing ``compute()``: the
-workers create each result (``np.full``) and the store writes it (``"memory"``
-sends it back to the driver instead). Baseline: one process creating the same
-arrays and writing them with h5py into one stacked dataset.
+on a 2-worker local cluster (started once), timing ``compute()``: the workers
+create each result (``np.full``) and the store writes it (``"memory"`` sends it
+back to the driver instead). Baseline: one process creating the same arrays and
+writing them with h5py into one stacked dataset. The cluster is the one
+ParallelMap starts by itself (``acme_core.local_cluster_setup``, whose workers
+keep freed memory for reuse: ``acme_core.worker_malloc``); ``--plain-dask``
+runs A on a plain ``distributed.LocalCluster`` instead, where every new 1 MB
+array is fresh memory.
 
 **B. Store write path** -- the stores' writers only, with the data created
 beforehand: ``--workers`` processes (started beforehand, released together by a
@@ -24,7 +28,7 @@ rotates from rep to rep.
 
 Run::
 
-    python benchmarks/bench_stores.py [--sizes 1 8 64] [--total 256] [--reps 3]
+    python benchmarks/bench_stores.py [--sizes 1 8 64] [--total 256] [--reps 9]
 """
 
 from __future__ import annotations
@@ -175,14 +179,28 @@ def rate(size_mb: float, n_calls: int, seconds: list[float]) -> str:
     return f"{statistics.median(rates):8.0f} [{min(rates):.0f}-{max(rates):.0f}]"
 
 
+def zarr_ratio(times: dict[str, list[float]]) -> str:
+    """zarr's MB/s over h5py's: from the median times, and from the best ones.
+
+    On this project's VM (ext4 mounted with ``discard``, memory behind a balloon
+    device), a few reps of any variant stall for 0.1-3 s at random; the best
+    rep shows what the write path itself costs, the median what a user sees.
+    """
+    median = statistics.median(times["h5py"]) / statistics.median(times["zarr"])
+    best = min(times["h5py"]) / min(times["zarr"])
+    return f"{median:6.0%} {best:6.0%}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=float, nargs="+", default=[1, 8, 64],
                         help="result sizes in MB")
     parser.add_argument("--total", type=float, default=256, help="MB written per run")
-    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--reps", type=int, default=9)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--skip-e2e", action="store_true", help="only measurement B")
+    parser.add_argument("--plain-dask", action="store_true",
+                        help="run A on a plain distributed.LocalCluster (dask's malloc setting)")
     args = parser.parse_args()
 
     from distributed import Client, LocalCluster
@@ -195,12 +213,18 @@ def main() -> None:
           f"{args.reps} reps, MB/s (MB = 1e6 B); scratch {tmp}")
     try:
         if not args.skip_e2e:
-            cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1,
-                                   dashboard_address=":0")
-            client = Client(cluster)
-            print("\n## A. end to end: ParallelMap(..., result_shape=(None, n)).compute()")
+            if args.plain_dask:
+                client = Client(LocalCluster(n_workers=args.workers, threads_per_worker=1,
+                                             dashboard_address=":0"))
+            else:
+                from acme_core import local_cluster_setup
+
+                client = local_cluster_setup(n_workers=args.workers, interactive=False)
+            kind = "plain dask LocalCluster" if args.plain_dask else "local_cluster_setup"
+            print(f"\n## A. end to end: ParallelMap(..., result_shape=(None, n)).compute() "
+                  f"on {kind}")
             print(f"{'result':>8} {'calls':>6} {'h5py 1 proc':>20} "
-                  + " ".join(f"{s:>20}" for s in STORES))
+                  + " ".join(f"{s:>20}" for s in STORES) + "   zarr/h5py median, best")
             for size in args.sizes:
                 n = int(size * MB // 8)
                 n_calls = max(4, int(args.total // size))
@@ -214,16 +238,19 @@ def main() -> None:
                             continue
                         times[v].append(end_to_end(v, tmp, n_calls, n))
                         shutil.rmtree(tmp / f"run-{v}", ignore_errors=True)
+                ratio = zarr_ratio(times)
                 print(f"{size:6.0f}MB {n_calls:6d} {rate(size, n_calls, times['h5py']):>20} "
-                      + " ".join(f"{rate(size, n_calls, times[s]):>20}" for s in STORES))
-            client.close()
-            cluster.close()
+                      + " ".join(f"{rate(size, n_calls, times[s]):>20}" for s in STORES)
+                      + f"   {ratio}")
+            from acme_core import cluster_cleanup
+
+            cluster_cleanup(client)
 
         print(f"\n## B. store write path: {args.workers} processes writing through the store's "
               f"writer (+ finalize)")
         variants = ["hdf5", "hdf5-single", "zarr", "h5py+lock"]
         print(f"{'result':>8} {'calls':>6} {'h5py 1 proc':>20} "
-              + " ".join(f"{s:>20}" for s in variants) + "   zarr/h5py")
+              + " ".join(f"{s:>20}" for s in variants) + "   zarr/h5py median, best")
         with ctx.Pool(args.workers, initializer=_init, initargs=(barrier, lock)) as pool:
             for size in args.sizes:
                 n = int(size * MB // 8)
@@ -240,10 +267,10 @@ def main() -> None:
                             continue
                         times[v].append(write_path(v, tmp, n_calls, n, pool))
                         shutil.rmtree(tmp / f"wp-{v}")
-                ratio = statistics.median(times["h5py"]) / statistics.median(times["zarr"])
+                ratio = zarr_ratio(times)
                 print(f"{size:6.0f}MB {n_calls:6d} {rate(size, n_calls, times['h5py']):>20} "
                       + " ".join(f"{rate(size, n_calls, times[v]):>20}" for v in variants)
-                      + f"   {ratio:8.0%}")
+                      + f"   {ratio}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -105,6 +105,57 @@ def test_local_cluster_setup_and_cleanup(tmp_path):
     assert result["dashboard"].startswith("http://127.0.0.1:")  # bound to localhost only
 
 
+MMAPPED_BYTES = textwrap.dedent("""
+    def new_mmapped_bytes():
+        # glibc's count of bytes in mmapped chunks, before and after a 2 MB array
+        # (everything defined in here: the function travels to the worker by value)
+        import ctypes
+        import numpy as np
+
+        class MallInfo2(ctypes.Structure):
+            _fields_ = [(name, ctypes.c_size_t) for name in (
+                "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+                "uordblks", "fordblks", "keepcost")]
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallinfo2.restype = MallInfo2
+        before = libc.mallinfo2().hblkhd
+        array = np.ones(250_000)
+        after = libc.mallinfo2().hblkhd
+        del array
+        return after - before
+""")
+
+
+def test_local_workers_keep_freed_memory_for_reuse(tmp_path):
+    """Arrays below 32 MiB come from the heap in acme-core's workers, not a fresh mmap.
+
+    dask's default (MALLOC_TRIM_THRESHOLD_=65536) maps every array from 128 KiB up
+    afresh; ``worker_class=distributed.Nanny`` is the documented way back to it.
+    Reads glibc's own accounting (mallinfo2), so it runs on glibc systems only.
+    """
+    import ctypes.util
+
+    if "libc.so.6" not in (ctypes.util.find_library("c") or ""):
+        pytest.skip("needs glibc (mallinfo2)")
+    result = run(tmp_path, MMAPPED_BYTES + textwrap.dedent("""
+        import os
+        from distributed import Nanny
+
+        client = local_cluster_setup(n_workers=1, interactive=False)
+        ours = [client.submit(new_mmapped_bytes, pure=False).result() for _ in range(3)]
+        env = client.submit(lambda: os.environ["MALLOC_MMAP_THRESHOLD_"]).result()
+        cluster_cleanup(client)
+        client = local_cluster_setup(n_workers=1, interactive=False, worker_class=Nanny)
+        dasks = [client.submit(new_mmapped_bytes, pure=False).result() for _ in range(3)]
+        cluster_cleanup(client)
+        print(json.dumps({"ours": ours, "dask": dasks, "env": env}))
+    """))
+    assert result["env"] == str(32 * 2**20)
+    assert result["ours"][1:] == [0, 0], result  # the first may still grow the heap
+    assert all(n >= 2_000_000 for n in result["dask"]), result
+
+
 def test_cluster_cleanup_without_client_warns(tmp_path):
     result = run(tmp_path, """
         cluster_cleanup()

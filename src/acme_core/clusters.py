@@ -103,6 +103,14 @@ def local_cluster_setup(n_workers: int | None = None, mem_per_worker: str | None
     Returns
     -------
     distributed.Client or distributed.LocalCluster
+
+    Notes
+    -----
+    The worker processes keep freed memory for reuse as a plain Python process
+    does (glibc's ``MALLOC_MMAP_THRESHOLD_``/``MALLOC_TRIM_THRESHOLD_``, see
+    :mod:`acme_core.worker_malloc`) instead of dask's immediate return, which makes
+    every new array of 128 KiB and more cost page faults. Pass
+    ``worker_class=distributed.Nanny`` to keep dask's setting.
     """
     validation.boolean(interactive, "interactive")
     validation.boolean(start_client, "start_client")
@@ -120,6 +128,11 @@ def local_cluster_setup(n_workers: int | None = None, mem_per_worker: str | None
         options["n_workers"] = int(n_workers)
     if mem_per_worker is not None:
         options["memory_limit"] = mem_per_worker
+    if cluster_options.get("processes", True) and "worker_class" not in cluster_options:
+        from acme_core.worker_malloc import ReusingNanny
+
+        # workers keep freed memory for the next call's arrays (see worker_malloc)
+        options["worker_class"] = ReusingNanny
     options.update(cluster_options)
     cluster = LocalCluster(**options)
     if not start_client:
