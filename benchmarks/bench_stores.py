@@ -22,9 +22,11 @@ takes a cross-process lock, opens the shared file, writes its slot, closes it.
 
 MB = 10**6 bytes. Nothing is fsync'ed (none of the writers does), so the data
 may still be in the page cache: the figures compare write paths, not disks.
-Every timed measurement starts after an (untimed) ``os.sync()``, so no variant
-pays for the dirty pages of the one before it, and the order of the variants
-rotates from rep to rep.
+Every timed measurement starts after an (untimed) :func:`settle`: ``os.sync()``,
+so that no variant pays for the dirty pages of the one before it, then touching
+and freeing 1 GiB, so that no variant writes into memory the VM's host has
+taken back (see :func:`settle`). The order of the variants rotates from rep to
+rep.
 
 Run::
 
@@ -55,9 +57,46 @@ def make(i: int, n: int) -> np.ndarray:
     return np.full(n, float(i))
 
 
+def create_cost(directory: Path, n: int = 300) -> float:
+    """Microseconds to create (and close) one empty file in ``directory``.
+
+    Printed with the figures because the per-call-file stores pay it for every
+    call, and on this project's VM it ranged from 9 to 400 us from one directory
+    of the same ext4 file system to another (ext4 places a directory's inodes
+    near its parent's; a crowded neighbourhood makes every create search).
+    """
+    probe = directory / "create-probe"
+    probe.mkdir()
+    start = time.perf_counter()
+    for i in range(n):
+        os.close(os.open(probe / f"f{i}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    elapsed = time.perf_counter() - start
+    shutil.rmtree(probe)
+    return elapsed / n * 1e6
+
+
+def settle() -> None:
+    """Flush dirty pages, then touch and free 1 GiB: untimed, before every timed region.
+
+    Virtual machines with free page reporting (virtio-balloon; this project's has
+    ``page_reporting_order`` 9) hand memory that stayed free for about two seconds
+    back to the host, and a page the guest uses again then faults on the host
+    (~1 GB/s here). Which variant meets such pages was luck: a variant that started
+    a second or two after the one before it freed its page cache (deleting its
+    files) ran at ~1,000 instead of ~6,000 MB/s. Freeing 1 GiB just touched puts
+    pages at the head of the free lists that the host still backs. Test at 8 MB,
+    9 reps, with a one-second pause after each deletion to provoke it: without
+    this step 14 of the 36 timed store runs stalled (8 of 9 for zarr), with it
+    none of 45 did.
+    """
+    os.sync()
+    block = np.ones(2**30 // 8)
+    del block
+
+
 # -- A. end to end ---------------------------------------------------------------------
 def h5py_one_process(path: Path, n_calls: int, n: int) -> float:
-    os.sync()
+    settle()
     start = time.perf_counter()
     with h5py.File(path, "w") as h5f:
         dset = h5f.create_dataset("result_0", shape=(n_calls, n), dtype="f8")
@@ -75,7 +114,7 @@ def end_to_end(store: str, base: Path, n_calls: int, n: int) -> float:
                      store=store if write else None, write_worker_results=write,
                      output_dir=out if write else None, progress=False, verbose=False,
                      logfile=False) as pmap:
-        os.sync()
+        settle()
         start = time.perf_counter()
         result = pmap.compute()
         elapsed = time.perf_counter() - start
@@ -142,7 +181,7 @@ def write_path(store: str, base: Path, n_calls: int, n: int, pool: Any) -> float
             s.finalize([str(out)] * n_calls, set())
 
     workers = pool._processes
-    os.sync()  # every variant starts without dirty pages of the previous one
+    settle()  # no dirty pages of the previous variant, no memory the host took back
     shares = [(writer, list(range(k, n_calls, workers)), n) for k in range(workers)]
     spans = pool.map(_write_share, shares, chunksize=1)
     end = max(e for _, e in spans)
@@ -154,7 +193,7 @@ def write_path(store: str, base: Path, n_calls: int, n: int, pool: Any) -> float
 
 def h5py_prepared_one_process(path: Path, n_calls: int, n: int) -> float:
     data = make(1, n)
-    os.sync()
+    settle()
     start = time.perf_counter()
     with h5py.File(path, "w") as h5f:
         dset = h5f.create_dataset("result_0", shape=(n_calls, n), dtype="f8")
@@ -210,7 +249,8 @@ def main() -> None:
     lock = ctx.Lock()
     barrier = ctx.Barrier(args.workers)
     print(f"# {args.workers} workers, {args.total:.0f} MB per run, median [min-max] of "
-          f"{args.reps} reps, MB/s (MB = 1e6 B); scratch {tmp}")
+          f"{args.reps} reps, MB/s (MB = 1e6 B); scratch {tmp} (BENCH_DIR), where "
+          f"creating a file takes {create_cost(tmp):.0f} us")
     try:
         if not args.skip_e2e:
             if args.plain_dask:
