@@ -230,6 +230,29 @@ def zarr_ratio(times: dict[str, list[float]]) -> str:
     return f"{median:6.0%} {best:6.0%}"
 
 
+def measure(reps: int, variants: list[str], baseline: Any, run: Any,
+            n_calls: int, n: int) -> dict[str, list[float]]:
+    """Seconds of every rep: ``baseline(n_calls, n)`` as "h5py", ``run(v, n_calls, n)``
+    for each variant; the order rotates from rep to rep (see :func:`rotated`).
+    """
+    times: dict[str, list[float]] = {v: [] for v in ["h5py", *variants]}
+    for rep in range(reps):
+        for v in rotated(["h5py", *variants], rep):
+            times[v].append(baseline(n_calls, n) if v == "h5py" else run(v, n_calls, n))
+    return times
+
+
+def header(variants: list[str]) -> str:
+    return (f"{'result':>8} {'calls':>6} {'h5py 1 proc':>20} "
+            + " ".join(f"{v:>20}" for v in variants) + "   zarr/h5py median, best")
+
+
+def row(size: float, n_calls: int, times: dict[str, list[float]], variants: list[str]) -> str:
+    return (f"{size:6.0f}MB {n_calls:6d} {rate(size, n_calls, times['h5py']):>20} "
+            + " ".join(f"{rate(size, n_calls, times[v]):>20}" for v in variants)
+            + f"   {zarr_ratio(times)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=float, nargs="+", default=[1, 8, 64],
@@ -263,25 +286,24 @@ def main() -> None:
             kind = "plain dask LocalCluster" if args.plain_dask else "local_cluster_setup"
             print(f"\n## A. end to end: ParallelMap(..., result_shape=(None, n)).compute() "
                   f"on {kind}")
-            print(f"{'result':>8} {'calls':>6} {'h5py 1 proc':>20} "
-                  + " ".join(f"{s:>20}" for s in STORES) + "   zarr/h5py median, best")
+            print(header(STORES))
+
+            def baseline(n_calls: int, n: int) -> float:
+                seconds = h5py_one_process(tmp / "h5py.h5", n_calls, n)
+                (tmp / "h5py.h5").unlink()
+                return seconds
+
+            def run(v: str, n_calls: int, n: int) -> float:
+                seconds = end_to_end(v, tmp, n_calls, n)
+                shutil.rmtree(tmp / f"run-{v}", ignore_errors=True)
+                return seconds
+
             for size in args.sizes:
                 n = int(size * MB // 8)
                 n_calls = max(4, int(args.total // size))
                 end_to_end("memory", tmp, 2, n)  # warm the workers up
-                times: dict[str, list[float]] = {s: [] for s in ["h5py", *STORES]}
-                for rep in range(args.reps):
-                    for v in rotated(["h5py", *STORES], rep):
-                        if v == "h5py":
-                            times[v].append(h5py_one_process(tmp / "h5py.h5", n_calls, n))
-                            (tmp / "h5py.h5").unlink()
-                            continue
-                        times[v].append(end_to_end(v, tmp, n_calls, n))
-                        shutil.rmtree(tmp / f"run-{v}", ignore_errors=True)
-                ratio = zarr_ratio(times)
-                print(f"{size:6.0f}MB {n_calls:6d} {rate(size, n_calls, times['h5py']):>20} "
-                      + " ".join(f"{rate(size, n_calls, times[s]):>20}" for s in STORES)
-                      + f"   {ratio}")
+                times = measure(args.reps, STORES, baseline, run, n_calls, n)
+                print(row(size, n_calls, times, STORES))
             from acme_core import cluster_cleanup
 
             cluster_cleanup(client)
@@ -289,28 +311,27 @@ def main() -> None:
         print(f"\n## B. store write path: {args.workers} processes writing through the store's "
               f"writer (+ finalize)")
         variants = ["hdf5", "hdf5-single", "zarr", "h5py+lock"]
-        print(f"{'result':>8} {'calls':>6} {'h5py 1 proc':>20} "
-              + " ".join(f"{s:>20}" for s in variants) + "   zarr/h5py median, best")
+        print(header(variants))
+
+        def baseline_b(n_calls: int, n: int) -> float:
+            seconds = h5py_prepared_one_process(tmp / "h.h5", n_calls, n)
+            (tmp / "h.h5").unlink()
+            return seconds
+
         with ctx.Pool(args.workers, initializer=_init, initargs=(barrier, lock)) as pool:
+
+            def run_b(v: str, n_calls: int, n: int) -> float:
+                seconds = write_path(v, tmp, n_calls, n, pool)
+                shutil.rmtree(tmp / f"wp-{v}")
+                return seconds
+
             for size in args.sizes:
                 n = int(size * MB // 8)
                 n_calls = max(4, int(args.total // size))
-                times = {s: [] for s in ["h5py", *variants]}
                 for v in variants:  # warm-up round, not counted
-                    write_path(v, tmp, min(n_calls, 2 * args.workers), n, pool)
-                    shutil.rmtree(tmp / f"wp-{v}")
-                for rep in range(args.reps):
-                    for v in rotated(["h5py", *variants], rep):
-                        if v == "h5py":
-                            times[v].append(h5py_prepared_one_process(tmp / "h.h5", n_calls, n))
-                            (tmp / "h.h5").unlink()
-                            continue
-                        times[v].append(write_path(v, tmp, n_calls, n, pool))
-                        shutil.rmtree(tmp / f"wp-{v}")
-                ratio = zarr_ratio(times)
-                print(f"{size:6.0f}MB {n_calls:6d} {rate(size, n_calls, times['h5py']):>20} "
-                      + " ".join(f"{rate(size, n_calls, times[v]):>20}" for v in variants)
-                      + f"   {ratio}")
+                    run_b(v, min(n_calls, 2 * args.workers), n)
+                times = measure(args.reps, variants, baseline_b, run_b, n_calls, n)
+                print(row(size, n_calls, times, variants))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
