@@ -319,11 +319,12 @@ class Dispatcher:
                     self._submit_more()
                 if time.monotonic() - last_tick > self.tick_seconds:
                     last_tick = time.monotonic()
-                    self._update_workers(worker_count(self.executor))
+                    count = worker_count(self.executor)  # one scheduler round trip a tick
+                    self._update_workers(count)
                     self._submit_more()  # workers that joined get work at once
                     if self.on_tick:
                         self.on_tick()
-                    if self._no_workers_for_too_long():
+                    if self._no_workers_for_too_long(count):
                         self._give_up_remaining()
                 yield None
         except BaseException:  # including GeneratorExit: stop what is outstanding
@@ -369,13 +370,12 @@ class Dispatcher:
                     outcomes.append((False, exc))
         return [(f, ids, o) for (f, ids), o in zip(ready, outcomes, strict=True)]
 
-    def _no_workers_for_too_long(self) -> bool:
-        """True once no worker has been up for ``no_worker_timeout`` seconds.
+    def _no_workers_for_too_long(self, count: int | None) -> bool:
+        """True once no worker (``count`` now) has been up for ``no_worker_timeout`` seconds.
 
         Without workers (every job cancelled or past its walltime, every local
         worker dead for good) the outstanding tasks would wait forever.
         """
-        count = worker_count(self.executor)
         if count is None or count > 0:
             self._no_workers_since = None
             return False

@@ -30,6 +30,7 @@ from acme_core.errors import require
 from acme_core.fileio import atomic_path, is_partial, remove_partials, write_bytes_atomic
 from acme_core.store import BaseStore, RunInfo
 from acme_storage import hdf5_template, naming
+from acme_storage.stacking import elements
 
 log = logging.getLogger("acme")
 
@@ -52,11 +53,6 @@ def _h5py() -> Any:
 def file_locking_kwargs(locking: bool | None) -> dict[str, Any]:
     """``h5py.File`` keywords for HDF5 file locking (None: HDF5's default)."""
     return {} if locking is None else {"locking": locking}
-
-
-def elements(value: Any) -> list[Any]:
-    """ACME's rule: a return value is a list of elements unless it is a list/tuple."""
-    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 def write_elements(group: Any, value: Any, collapse: bool, compression: str | None = None) -> None:

@@ -109,7 +109,7 @@ class HDF5SingleWriter:
         final = naming.call_file(Path(self.staging), self.func_name, task_id, ".h5")
         if self.result_shape is not None:
             assert self.stacking_dim is not None
-            items = stacking._elements(value)
+            items = stacking.elements(value)
             dtype = np.dtype(self.result_dtype) if self.result_dtype else None
             # the shape check runs here, on the worker, so a bad result fails its call
             items[0] = stacking.check_slot_value(items[0], self.result_shape, self.stacking_dim,

@@ -40,7 +40,8 @@ def slot(stacking_dim: int, ndim: int, i: int) -> tuple[Any, ...]:
     return tuple(index)
 
 
-def _elements(value: Any) -> list[Any]:
+def elements(value: Any) -> list[Any]:
+    """ACME's rule: a return value is a list of elements unless it is a list/tuple."""
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
@@ -146,7 +147,7 @@ def stack_in_memory(references: list[Any], failed: set[int], run: RunInfo) -> An
     for i, ref in enumerate(references):
         if i in failed or ref is None:
             continue
-        items = _elements(ref)
+        items = elements(ref)
         arr[slot(run.stacking_dim, len(shape), i)] = items[0]
         written.append(i)
         extras.append(items[1:])
@@ -174,7 +175,7 @@ def write_virtual_container(container: Path, payload: Path, run: RunInfo,
     layout = h5py.VirtualLayout(shape=shape, maxshape=maxshape, dtype=run.result_dtype)
     unlimited = None in src_max
     for i in range(run.n_calls):
-        name = f"{payload.name}/{run.func_name}_{i}.h5"
+        name = f"{payload.name}/{naming.call_name(run.func_name, i, '.h5')}"
         source = h5py.VirtualSource(name, "result_0", shape=src_shape, maxshape=src_max)
         if unlimited:
             src_sel = tuple(slice(0, h5py.h5s.UNLIMITED) if m is None else slice(None)
@@ -207,7 +208,8 @@ def link_extra_returns(container: Path, payload: Path, run: RunInfo, locking: bo
             group = h5f.require_group(f"comp_{i}")
             for k in extra:
                 if k not in group:
-                    group[k] = h5py.ExternalLink(f"{payload.name}/{run.func_name}_{i}.h5", k)
+                    group[k] = h5py.ExternalLink(
+                        f"{payload.name}/{naming.call_name(run.func_name, i, '.h5')}", k)
 
 
 def read_extras(group: Any) -> list[Any]:

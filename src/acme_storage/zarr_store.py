@@ -181,7 +181,7 @@ def elements_to_arrays(value: Any, collapse: bool) -> dict[str, tuple[Any, bool]
     ``collapse`` is ACME's rule without ``result_shape``: a value whose elements
     are all numbers is one array ``result_0``; all strings one string array.
     """
-    items = list(value) if isinstance(value, (list, tuple)) else [value]
+    items = stacking.elements(value)
     if collapse and items and all(_is_number(v) for v in items):
         return {"result_0": (np.asarray(items), False)}
     if collapse and items and all(isinstance(v, str) for v in items):
@@ -326,7 +326,7 @@ class ZarrWriter:
     def _write_stacked(self, task_id: int, value: Any) -> str:
         shape, dim = self.result_shape, self.stacking_dim
         assert shape is not None and dim is not None
-        items = list(value) if isinstance(value, (list, tuple)) else [value]
+        items = stacking.elements(value)
         dtype = np.dtype(self.result_dtype) if self.result_dtype else None
         data = stacking.check_slot_value(items[0], shape, dim, dtype)
         try:
