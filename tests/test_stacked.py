@@ -413,6 +413,58 @@ def test_zarr_inf_resume_regrows_the_axis(tmp_path):
     np.testing.assert_array_equal(got, [[1, 1, 0, 0, 0], [0, 1, 2, 3, 4], [0, 0, 0, 0, 0]])
 
 
+def _write_and_die_at_the_rename(writer, task_id, value):
+    """In a child process: write one call, but die where the finished write would be
+    renamed into place, as a worker killed at the worst moment does (no clean-up runs)."""
+    def die(*args, **kwargs):
+        os._exit(3)
+
+    os.replace = os.rename = die
+    writer.write(task_id, value)
+
+
+@pytest.mark.parametrize("shape, values", [
+    ((4, 3), [np.full(3, 7.0)]),                          # a chunk file of result_0
+    ((4, np.inf), [np.arange(5.0)]),                      # ... and its acme_extent entry
+    ((4, 3), [(np.full(3, 7.0), np.arange(2))]),          # the group of an extra return value
+    (None, [np.arange(2.0), {"not": "storable"}]),        # a call's group, a pickle
+])
+def test_zarr_finalize_removes_what_killed_writers_left(tmp_path, shape, values):
+    n = 4
+    store = ZarrStore()
+    store.prepare(RunInfo("f", n, tmp_path, result_shape=shape, result_dtype=np.dtype(float),
+                          stacking_dim=0 if shape else None))
+    writer = store.writer()
+    writer.write(0, values[0])
+    spawn = multiprocessing.get_context("spawn")
+    for k, value in enumerate(values):
+        child = spawn.Process(target=_write_and_die_at_the_rename, args=(writer, 1 + k, value))
+        child.start()
+        child.join(60)
+        assert child.exitcode == 3
+    # what the killed writers left: temporary names only (ours, or zarr-python's own
+    # "<stem>.<uuid>.partial" where a write went through zarr)
+    assert [p for p in tmp_path.rglob("*") if p.name.endswith(".partial")]
+    assert set(store.existing()) == {0}
+    store.finalize([str(tmp_path), None, None, None], failed={1, 2, 3})
+    assert [p for p in tmp_path.rglob("*") if p.name.endswith(".partial")] == []
+    manifest = {"func_name": "f", "n_calls": n, "store": "zarr", "finished": [[0, 0]],
+                "result_shape": None if shape is None else [None, *shape[1:]],
+                "stacking_dim": 0 if shape else None, "result_dtype": "float64"}
+    got = ZarrStore.read(tmp_path, manifest)
+    if shape is None:
+        np.testing.assert_array_equal(got[0], values[0])
+        assert got[1:] == [None] * 3
+    else:
+        want = values[0]
+        if isinstance(want, tuple):  # [stacked array, the extra return of call 0]
+            got, extra = got
+            np.testing.assert_array_equal(extra, want[1])
+            want = want[0]
+        np.testing.assert_array_equal(got.data[0, :len(want)], want)
+        assert got.mask[1:].all() and not got.mask[0].any()
+
+
 def test_hdf5_stacked_run_with_emergency_pickles_reads_back_per_call(in_tmp):
     """ACME drops the container when a call had to be pickled; the run still reads."""
     results, container = run(unstorable, "hdf5", (None, 2), out="run")

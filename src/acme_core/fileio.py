@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -92,17 +93,25 @@ def is_partial(name: str) -> bool:
     return name.startswith(".") and name.endswith(".partial")
 
 
-def remove_partials(directory: str | os.PathLike[str]) -> int:
-    """Delete unfinished temporary files left in ``directory`` by workers that died.
+def remove_partials(directory: str | os.PathLike[str],
+                    match: Callable[[str], bool] = is_partial) -> int:
+    """Delete unfinished temporary files and directories left in ``directory``.
 
-    Call only after every call settled (no writer is still at work). Returns how
-    many were removed.
+    A worker that died between creating its temporary file (or a directory
+    store's temporary group) and renaming it leaves it behind. ``match`` tells
+    temporary names (default: :func:`is_partial`). Call only after every call
+    settled (no writer is still at work). Returns how many were removed.
     """
     removed = 0
     with contextlib.suppress(FileNotFoundError):
         for entry in os.scandir(directory):
-            if is_partial(entry.name):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(entry.path)
-                    removed += 1
+            if not match(entry.name):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+                removed += 1
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
+                removed += 1
     return removed

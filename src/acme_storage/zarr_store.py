@@ -15,7 +15,9 @@ Concurrency without locks
 A zarr array is a directory of chunk files, each replaced atomically when
 written (temporary name, then rename). With one call per chunk along the
 stacking axis, no two calls ever share a chunk, so workers on any host write
-their slots of ``result_0`` in parallel without a lock. Nobody but the driver
+their slots of ``result_0`` in parallel without a lock. A worker killed mid-write
+leaves only a file or group under a temporary ``.partial`` name, which no
+reader takes for a result; ``finalize`` removes them. Nobody but the driver
 touches array metadata (``zarr.json``), and only before the workers start
 (``prepare``) or after they finish (``finalize``). Chunk keys use zarr v3's
 ``default`` encoding with the separator ``"."`` (``result_0/c.<i>.0``): one file
@@ -79,7 +81,6 @@ import numbers
 import os
 import pickle
 import shutil
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -87,7 +88,13 @@ from typing import Any, ClassVar
 import numpy as np
 
 from acme_core.errors import require
-from acme_core.fileio import atomic_path, write_bytes_atomic, write_segments_atomic
+from acme_core.fileio import (
+    atomic_path,
+    remove_partials,
+    temporary_name,
+    write_bytes_atomic,
+    write_segments_atomic,
+)
 from acme_core.store import BaseStore, RunInfo
 from acme_storage import naming, stacking
 
@@ -200,7 +207,7 @@ def _replace_dir(tmp: Path, final: Path) -> None:
                 raise
             # a directory rename cannot replace a non-empty directory: move the old
             # one aside first (the slot is briefly absent, never half-written)
-            trash = final.with_name(f".{final.name}.{uuid.uuid4().hex[:12]}.partial")
+            trash = temporary_name(final)
             with contextlib.suppress(FileNotFoundError):
                 os.rename(final, trash)
                 shutil.rmtree(trash, ignore_errors=True)
@@ -296,8 +303,8 @@ class ZarrWriter:
     def _write_arrays(self, final: Path, arrays: dict[str, tuple[Any, bool]]) -> None:
         """Write ``arrays`` as the group ``final``: under a temporary name, then renamed."""
         zarr = _zarr()
-        tmp = final.parent.parent / f".{final.parent.name}.{final.name}.{uuid.uuid4().hex[:12]}" \
-                                    f".partial"
+        # next to the container, not in it: zarr would list it as a member of the group
+        tmp = temporary_name(final.parent.parent / f"{final.parent.name}.{final.name}")
         try:
             group = zarr.open_group(store=str(tmp), mode="w", zarr_format=3)
             for name, (data, is_string) in arrays.items():
@@ -567,6 +574,13 @@ class ZarrStore(BaseStore):
         assert self.run is not None
         run = self.run
         self.results_container = str(self.root)
+        # temporary chunk files, groups and pickles of calls whose worker died mid-write:
+        # ours (".<name>.<hex>.partial") next to the container, and inside it also
+        # zarr-python's own ("<stem>.<uuid>.partial"); no key of the container ends so
+        assert run.output_dir is not None
+        remove_partials(run.output_dir)
+        for directory in (self.root, self.root / "result_0", self.root / EXTENT):
+            remove_partials(directory, match=lambda name: name.endswith(".partial"))
         inf = stacking.unlimited_axis(run.result_shape or ())
         if inf is not None:
             extent = _zarr().open_array(store=str(self.root / EXTENT), mode="r")[...]
