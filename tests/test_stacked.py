@@ -95,20 +95,28 @@ def run(func, store, shape=None, dtype="float", out=None, **kwargs):
 
 
 def expected(func, shape, dtype):
-    """What the in-memory store returns (built by hand where memory cannot: np.inf)."""
-    if shape is None or not any(np.isinf(s) for s in shape if s is not None):
-        return run(func, "memory", shape, dtype)[0]
-    results = [np.asarray(func(i)) for i in range(N)]
+    """ACME's in-memory result, built by hand (not by a store under test).
+
+    Without ``result_shape``: every call's return value. With it: the calls'
+    first return values stacked along the ``None`` axis (shorter ones padded with
+    zeros along an ``np.inf`` axis), then every call's extra return values, flat.
+    """
+    values = [func(i) for i in range(N)]
+    if shape is None:
+        return values
+    items = [v if isinstance(v, tuple) else (v,) for v in values]
+    firsts = [np.asarray(t[0]) for t in items]
     dim = list(shape).index(None)
-    inf = [k for k, s in enumerate(shape) if s is not None and np.isinf(s)][0]
-    axis = inf - (inf > dim)
-    longest = max(r.shape[axis] for r in results)
-    padded = []
-    for r in results:
-        pad = [(0, 0)] * r.ndim
-        pad[axis] = (0, longest - r.shape[axis])
-        padded.append(np.pad(r, pad))
-    return np.stack(padded, axis=dim).astype(dtype)
+    for inf in (k for k, s in enumerate(shape) if s is not None and np.isinf(s)):
+        axis = inf - (inf > dim)
+        longest = max(r.shape[axis] for r in firsts)
+        for k, r in enumerate(firsts):
+            pad = [(0, 0)] * r.ndim
+            pad[axis] = (0, longest - r.shape[axis])
+            firsts[k] = np.pad(r, pad)
+    stacked = np.stack(firsts, axis=dim).astype(dtype)
+    extras = [extra for t in items for extra in t[1:]]
+    return [stacked, *extras] if extras else stacked
 
 
 def assert_same(got, want):
