@@ -26,7 +26,10 @@ Every timed measurement starts after an (untimed) :func:`settle`: ``os.sync()``,
 so that no variant pays for the dirty pages of the one before it, then touching
 and freeing 1 GiB, so that no variant writes into memory the VM's host has
 taken back (see :func:`settle`). The order of the variants rotates from rep to
-rep.
+rep. Finished variants' files are truncated and kept until the end
+(:func:`retire`), and the script starts only once creating a file is cheap
+(:func:`wait_for_quiet_creates`): on ext4 without a journal, files deleted in the
+last minutes make every new file nearby slower to create.
 
 Run::
 
