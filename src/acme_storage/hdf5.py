@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import numbers
 import os
-import pickle
 import shutil
 from pathlib import Path
 from typing import Any, ClassVar
@@ -27,9 +26,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from acme_core.errors import require
-from acme_core.fileio import atomic_path, is_partial, remove_partials, write_bytes_atomic
+from acme_core.fileio import atomic_path, is_partial, remove_partials
 from acme_core.store import BaseStore, RunInfo
 from acme_storage import hdf5_template, naming
+from acme_storage.pickled import read_emergency, write_emergency
 from acme_storage.stacking import elements
 
 log = logging.getLogger("acme")
@@ -141,8 +141,7 @@ class HDF5Writer:
                     "Could not write %s results have been pickled instead. Return values are "
                     "most likely not suitable for storage in HDF5 containers. Original error "
                     "message: %s", final, exc)
-                write_bytes_atomic(emergency, pickle.dumps(elements(value) if not isinstance(
-                    value, (list, tuple)) else value, protocol=pickle.HIGHEST_PROTOCOL))
+                write_emergency(emergency, value)
                 return emergency
         if os.path.exists(emergency):  # an earlier attempt of this call was pickled
             os.unlink(emergency)
@@ -283,9 +282,7 @@ class HDF5Store(BaseStore):
                         out.append(read_group(h5f))
                     break
                 if pkl.exists():
-                    with open(pkl, "rb") as fh:
-                        value = pickle.load(fh)
-                    out.append(value[0] if isinstance(value, list) and len(value) == 1 else value)
+                    out.append(read_emergency(pkl))
                     break
             else:
                 out.append(None)

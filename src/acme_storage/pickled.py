@@ -12,6 +12,23 @@ from acme_core.store import BaseStore, RunInfo
 from acme_storage import naming
 
 
+def write_emergency(path: str | os.PathLike[str], value: Any) -> None:
+    """ACME's emergency pickling of a value a container cannot hold, atomically.
+
+    The file holds the value as a list of its elements (``[value]``, a list or
+    tuple as it is), as ACME writes it.
+    """
+    wrapped = value if isinstance(value, (list, tuple)) else [value]
+    write_bytes_atomic(path, pickle.dumps(wrapped, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def read_emergency(path: str | os.PathLike[str]) -> Any:
+    """The value an emergency pickle holds (a single element unwrapped)."""
+    with open(path, "rb") as fh:
+        value = pickle.load(fh)
+    return value[0] if isinstance(value, list) and len(value) == 1 else value
+
+
 class PickleWriter:
     def __init__(self, directory: str, func_name: str, protocol: int) -> None:
         self.directory = directory

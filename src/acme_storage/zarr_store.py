@@ -79,7 +79,6 @@ import logging
 import math
 import numbers
 import os
-import pickle
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -97,6 +96,7 @@ from acme_core.fileio import (
 )
 from acme_core.store import BaseStore, RunInfo
 from acme_storage import naming, stacking
+from acme_storage.pickled import read_emergency, write_emergency
 
 log = logging.getLogger("acme")
 
@@ -291,8 +291,7 @@ class ZarrWriter:
             log.warning("Could not write %s results have been pickled instead. Return values are "
                         "most likely not suitable for storage in zarr containers. Original error "
                         "message: %s", final, exc)
-            wrapped = value if isinstance(value, (list, tuple)) else [value]
-            write_bytes_atomic(emergency, pickle.dumps(wrapped, protocol=pickle.HIGHEST_PROTOCOL))
+            write_emergency(emergency, value)
             shutil.rmtree(final, ignore_errors=True)
             return str(emergency)
         self._write_arrays(final, arrays)
@@ -627,8 +626,6 @@ class ZarrStore(BaseStore):
     def _read_call(group: Any, run_dir: Path, fn: str, i: int) -> Any:
         pkl = naming.call_file(run_dir, fn, i, ".pickle")
         if pkl.exists():
-            with open(pkl, "rb") as fh:
-                value = pickle.load(fh)
-            return value[0] if isinstance(value, list) and len(value) == 1 else value
+            return read_emergency(pkl)
         name = f"comp_{i}"
         return read_group(group[name]) if name in group else None
