@@ -383,6 +383,28 @@ def test_single_file_merges_only_finished_complete_calls(tmp_path):
         assert json.loads(h5f.attrs[WRITTEN_ATTR]) == [[0, 1]]
 
 
+def test_single_file_inf_axis_grows_across_merges_and_a_shorter_rerun_leaves_nothing_stale(
+        tmp_path):
+    n = 3
+    info = RunInfo("f", n, tmp_path, result_shape=(n, np.inf), result_dtype=np.dtype(float),
+                   stacking_dim=0)
+    store = HDF5SingleStore()
+    store.prepare(info)
+    store.writer().write(0, np.arange(2.0) + 1)
+    store.finalize([str(tmp_path), None, None], failed={1, 2})
+    with h5py.File(tmp_path / "f.h5", "r") as h5f:
+        assert h5f["result_0"].shape == (3, 2)
+    again = HDF5SingleStore()
+    again.prepare(RunInfo(**{**info.__dict__, "resume": True}))
+    writer = again.writer()
+    writer.write(0, np.array([9.0]))  # a rerun returns less: its old tail must go
+    writer.write(1, np.arange(5.0) + 1)  # longer than the extent the first merge set
+    writer.write(2, np.array([7.0]))
+    again.finalize([str(tmp_path)] * 3, failed=set())
+    got = HDF5SingleStore.read(tmp_path, _manifest(n, "hdf5-single", (n, np.inf), [[0, 2]]))
+    np.testing.assert_array_equal(got, [[9, 0, 0, 0, 0], [1, 2, 3, 4, 5], [7, 0, 0, 0, 0]])
+
+
 def test_zarr_reads_an_unfinalized_inf_run_and_a_shorter_rerun_leaves_nothing_stale(tmp_path):
     n = 3
     store = ZarrStore()

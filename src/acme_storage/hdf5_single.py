@@ -315,24 +315,17 @@ class HDF5SingleStore(BaseStore):
         dset = h5f["result_0"]
         dim = run.stacking_dim
         inf = stacking.unlimited_axis(run.result_shape)
-        if inf is not None:
-            # one process sizes the unlimited axis from every result it merges
-            # (ACME lets every writer resize it, and the last one wins)
-            axis = inf - (inf > dim)  # the inf axis within one call's result
-            lengths = []
-            for i in todo:
-                with self._open(self._staged(i), "r") as src:
-                    lengths.append(src["result_0"].shape[axis])
-            current = dset.shape[inf] if written else 0
-            extent = max([current, *lengths]) or dset.shape[inf]
-            if extent != dset.shape[inf]:
-                new_shape = list(dset.shape)
-                new_shape[inf] = extent
-                dset.resize(tuple(new_shape))
+        # one process sizes the unlimited axis: it grows to the longest result merged
+        # (ACME lets every writer resize it, and the last one wins). ACME's initial
+        # extent (1) counts only once something was written.
+        extent = dset.shape[inf] if inf is not None and written else 0
         for i in todo:
             with self._open(self._staged(i), "r") as src:
                 data = src["result_0"][()]
                 if inf is not None:
+                    extent = max(extent, data.shape[inf - (inf > dim)])
+                    if extent > dset.shape[inf]:
+                        dset.resize(extent, axis=inf)
                     # pad with the fill value so a shorter rerun leaves nothing stale
                     dset[stacking.slot(dim, dset.ndim, i)] = 0
                 dset[stacking.slot_region(run.result_shape, dim, i, data.shape)] = data
