@@ -76,6 +76,7 @@ def test_partition_memory():
 
 
 def test_partition_is_required_and_checked():
+    # checked before SLURM is asked anything: this test needs no scheduler
     with pytest.raises(TypeError):
         esi_cluster_setup()  # type: ignore[call-arg]  # no default, as in ACME
     with pytest.raises(ValueError, match="not for dask workers"):

@@ -87,6 +87,9 @@ def esi_cluster_setup(partition: str, n_workers: int = 2, mem_per_worker: str = 
                          f"<N>GB<length> partitions (or 'auto')")
     if not isinstance(mem_per_worker, str):
         raise TypeError(f"`mem_per_worker` has to be a string, not {type(mem_per_worker)}")
+    if partition == "auto" and mem_per_worker == "auto":
+        raise ValueError("partition='auto' picks the partition from the memory each worker "
+                         "needs: give `mem_per_worker` (e.g. '12GB')")
     if shutil.which("sinfo") is None:
         # ACME starts a local cluster instead; say so instead of doing it silently
         log.warning("SLURM does not seem to be installed on this machine (%s): starting a local "
@@ -98,9 +101,6 @@ def esi_cluster_setup(partition: str, n_workers: int = 2, mem_per_worker: str = 
 
     names, _ = SlurmCLI.queues()
     if partition == "auto":
-        if mem_per_worker == "auto":
-            raise ValueError("partition='auto' picks the partition from the memory each worker "
-                             "needs: give `mem_per_worker` (e.g. '12GB')")
         need = _memory_need_gb(mem_per_worker)
         partition = pick_partition(need, names)
         log.info("Picked partition %s based on estimated memory consumption of %g GB",
