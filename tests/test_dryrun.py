@@ -266,5 +266,13 @@ def test_formatting_and_sizes():
     assert format_duration(7300) == "2 h 1 min"
     assert approx_size(np.zeros(1000)) == 8000
     assert approx_size([np.zeros(100)] * 3) >= 2400
+
+
+def test_approx_size_samples_long_containers_by_their_items():
+    kb = b"x" * 1000
+    many = 10_000  # beyond the sample: the first items are scaled up
+    for container in ([kb] * many, tuple([kb] * many), {i: kb for i in range(many)},
+                      np.array([kb] * many, dtype=object)):
+        assert 10_000_000 <= approx_size(container) < 11_000_000, type(container)
     assert suggest_mem_per_worker(0, 0) == "400MB"
     assert suggest_mem_per_worker(2 * 10**9, 0) == "4GB"

@@ -16,6 +16,7 @@ Rules (ACME's, see the user guide):
 from __future__ import annotations
 
 import inspect
+import itertools
 import logging
 import sys
 from collections.abc import Callable, Iterator
@@ -216,26 +217,27 @@ def approx_size(obj: Any, _depth: int = 0) -> int:
     Large containers are sampled (the first 1000 items, scaled up), so this stays
     cheap for any argument.
     """
-    if isinstance(obj, np.ndarray):
-        if obj.dtype != object:
-            return int(obj.nbytes)
-        obj = list(obj.ravel())
+    if isinstance(obj, np.ndarray) and obj.dtype != object:
+        return int(obj.nbytes)
     if isinstance(obj, (bytes, bytearray, memoryview)):
         return len(obj)
     if isinstance(obj, str):
         return sys.getsizeof(obj)
     nbytes = getattr(obj, "nbytes", None)  # array-likes (dask, xarray, zarr, h5py datasets)
-    if isinstance(nbytes, (int, np.integer)) and not isinstance(obj, type):
+    if (isinstance(nbytes, (int, np.integer)) and not isinstance(obj, type)
+            and not isinstance(obj, np.ndarray)):
         return int(nbytes)
     if _depth < 4:
-        items: list[Any] | None = None
+        sample: list[Any] | None = None
+        # the first items only, without copying a long container first
         if isinstance(obj, dict):
-            items = [*obj.keys(), *obj.values()]
+            sample = [x for pair in itertools.islice(obj.items(), 500) for x in pair]
+            total = 2 * len(obj)
+        elif isinstance(obj, np.ndarray):  # object arrays: their items' sizes
+            sample, total = list(itertools.islice(obj.flat, 1000)), obj.size
         elif isinstance(obj, (list, tuple, set, frozenset)):
-            items = list(obj) if len(obj) <= 1000 else list(obj)[:1000]
-        if items is not None:
-            total = len(obj) if not isinstance(obj, dict) else 2 * len(obj)
-            sample = items[:1000]
+            sample, total = list(itertools.islice(obj, 1000)), len(obj)
+        if sample is not None:
             inner = sum(approx_size(item, _depth + 1) for item in sample)
             scale = total / len(sample) if sample else 1.0
             return sys.getsizeof(obj) + int(inner * scale)
