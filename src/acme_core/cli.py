@@ -450,7 +450,7 @@ def _describe_dir(path: Path) -> str:
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
-    from acme_core.housekeeping import acme_dirs, age_days, cleanup_old_runs
+    from acme_core.housekeeping import acme_dirs, age_days, old_runs, remove_runs
     from acme_core.prompts import can_ask, yes_no
 
     base = Path(args.dir).expanduser()
@@ -459,7 +459,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     days = args.older_than
     dirs = acme_dirs(base)
-    old = [d for d in dirs if days == 0 or age_days(d) > days]
+    old = old_runs(base, days, dirs)
     what = "any age" if days == 0 else f"older than {days} day{'s' if days != 1 else ''}"
     if not old:
         print(f"No ACME_* directories {what} in {base.resolve()} ({len(dirs)} younger ones "
@@ -480,7 +480,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
             f"Remove these {len(old)} directories ({format_bytes(total)})?", default=False):
         print("Nothing removed.")
         return EXIT_OK
-    deleted = cleanup_old_runs(base, days, interactive=False)
+    deleted = remove_runs(old)  # exactly the directories listed above
     print(f"Removed {len(deleted)} directories ({format_bytes(total)}).")
     left = [d for d in old if d not in deleted and d.exists()]
     if left:

@@ -38,7 +38,7 @@ def cleanup_old_runs(base: Path, threshold_days: int | None, interactive: bool) 
                         "old ones)", len(dirs), base)
         return []
     log.info("Cleanup requested with threshold: %d days", threshold_days)
-    old = [d for d in dirs if threshold_days == 0 or age_days(d) > threshold_days]
+    old = old_runs(base, threshold_days, dirs)
     if not old:
         log.info("No ACME directories need cleanup in %s", base)
         return []
@@ -47,6 +47,18 @@ def cleanup_old_runs(base: Path, threshold_days: int | None, interactive: bool) 
 
         if not yes_no(f"Do you want to proceed removing {len(old)} directories?", default=False):
             return []
+    return remove_runs(old)
+
+
+def old_runs(base: Path, threshold_days: int, dirs: list[Path] | None = None) -> list[Path]:
+    """The ``ACME_*`` directories in ``base`` (or of ``dirs``) older than ``threshold_days``
+    (0: all)."""
+    dirs = acme_dirs(base) if dirs is None else dirs
+    return [d for d in dirs if threshold_days == 0 or age_days(d) > threshold_days]
+
+
+def remove_runs(old: list[Path]) -> list[Path]:
+    """Delete the directories ``old``; return those deleted (a failure is logged)."""
     deleted = []
     for d in old:
         try:
