@@ -1,8 +1,9 @@
 """Stacked results (``result_shape``) and the stores that hold them, on a real dask cluster.
 
 Every store (hdf5, hdf5-single, zarr, memory) runs the same functions; what
-``open_results`` reads back from disk is compared value by value with what the
-in-memory store returns. Files are read back with h5py / zarr directly too.
+``open_results`` reads back from disk, and what the memory store returns, is
+compared value by value with ACME's in-memory result built by hand
+(:func:`expected`). Files are read back with h5py / zarr directly too.
 """
 
 from __future__ import annotations
@@ -443,55 +444,62 @@ def test_zarr_inf_resume_regrows_the_axis(tmp_path):
     np.testing.assert_array_equal(got, [[1, 1, 0, 0, 0], [0, 1, 2, 3, 4], [0, 0, 0, 0, 0]])
 
 
-def _write_and_die_at_the_rename(writer, task_id, value):
-    """In a child process: write one call, but die where the finished write would be
-    renamed into place, as a worker killed at the worst moment does (no clean-up runs)."""
-    def die(*args, **kwargs):
-        os._exit(3)
+def _write_and_die_at_the_rename(writer, task_id, value, target):
+    """In a child process: write one call, but die where a finished write whose
+    destination contains ``target`` would be renamed into place, as a worker killed
+    at the worst moment does (no clean-up runs). Exit code 3 if it died there."""
+    def guarded(real):
+        def rename(src, dst, *args, **kwargs):
+            if target in os.fspath(dst):
+                os._exit(3)
+            return real(src, dst, *args, **kwargs)
+        return rename
 
-    os.replace = os.rename = die
+    os.replace, os.rename = guarded(os.replace), guarded(os.rename)
     writer.write(task_id, value)
+    os._exit(4)  # the write never renamed anything to `target`
 
 
-@pytest.mark.parametrize("shape, values", [
-    ((4, 3), [np.full(3, 7.0)]),                          # a chunk file of result_0
-    ((4, np.inf), [np.arange(5.0)]),                      # ... and its acme_extent entry
-    ((4, 3), [(np.full(3, 7.0), np.arange(2))]),          # the group of an extra return value
-    (None, [np.arange(2.0), {"not": "storable"}]),        # a call's group, a pickle
-])
-def test_zarr_finalize_removes_what_killed_writers_left(tmp_path, shape, values):
+@pytest.mark.parametrize("shape, value, target", [
+    ((4, 3), np.full(3, 7.0), "result_0"),             # our raw chunk file of result_0
+    ((4, np.inf), np.arange(5.0), "result_0"),         # a chunk zarr-python writes
+    ((4, np.inf), np.arange(5.0), "acme_extent"),      # the acme_extent entry after it
+    ((4, 3), (np.full(3, 7.0), np.arange(2)), "comp_"),  # the group of an extra return
+    (None, np.arange(2.0), "comp_"),                   # a call's group
+    (None, {"not": "storable"}, ".pickle"),            # an emergency pickle
+], ids=["raw-chunk", "zarr-chunk", "extent", "extras-group", "group", "pickle"])
+def test_zarr_finalize_removes_what_killed_writers_left(tmp_path, shape, value, target):
     n = 4
     store = ZarrStore()
     store.prepare(RunInfo("f", n, tmp_path, result_shape=shape, result_dtype=np.dtype(float),
                           stacking_dim=0 if shape else None))
     writer = store.writer()
-    writer.write(0, values[0])
-    spawn = multiprocessing.get_context("spawn")
-    for k, value in enumerate(values):
-        child = spawn.Process(target=_write_and_die_at_the_rename, args=(writer, 1 + k, value))
-        child.start()
-        child.join(60)
-        assert child.exitcode == 3
-    # what the killed writers left: temporary names only (ours, or zarr-python's own
+    first = np.arange(5.0) + 1 if shape and np.isinf(shape[1]) else np.full(3, 2.0)
+    writer.write(0, first)
+    # another run's temporary file in the same output directory is not ours to remove
+    foreign = tmp_path / ".g_1.pickle.0123456789ab.partial"
+    foreign.write_bytes(b"")
+    child = multiprocessing.get_context("spawn").Process(
+        target=_write_and_die_at_the_rename, args=(writer, 1, value, target))
+    child.start()
+    child.join(60)
+    assert child.exitcode == 3
+    # what the killed writer left: temporary names only (ours, or zarr-python's own
     # "<stem>.<uuid>.partial" where a write went through zarr)
-    assert [p for p in tmp_path.rglob("*") if p.name.endswith(".partial")]
-    assert set(store.existing()) == {0}
+    left = [p for p in tmp_path.rglob("*") if p.name.endswith(".partial") and p != foreign]
+    assert left
+    assert 0 in store.existing()
     store.finalize([str(tmp_path), None, None, None], failed={1, 2, 3})
-    assert [p for p in tmp_path.rglob("*") if p.name.endswith(".partial")] == []
+    assert [p for p in tmp_path.rglob("*") if p.name.endswith(".partial")] == [foreign]
     manifest = {"func_name": "f", "n_calls": n, "store": "zarr", "finished": [[0, 0]],
                 "result_shape": None if shape is None else [None, *shape[1:]],
                 "stacking_dim": 0 if shape else None, "result_dtype": "float64"}
     got = ZarrStore.read(tmp_path, manifest)
     if shape is None:
-        np.testing.assert_array_equal(got[0], values[0])
+        np.testing.assert_array_equal(got[0], first)
         assert got[1:] == [None] * 3
     else:
-        want = values[0]
-        if isinstance(want, tuple):  # [stacked array, the extra return of call 0]
-            got, extra = got
-            np.testing.assert_array_equal(extra, want[1])
-            want = want[0]
-        np.testing.assert_array_equal(got.data[0, :len(want)], want)
+        np.testing.assert_array_equal(got.data[0], first)
         assert got.mask[1:].all() and not got.mask[0].any()
 
 

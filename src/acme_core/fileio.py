@@ -93,6 +93,13 @@ def is_partial(name: str) -> bool:
     return name.startswith(".") and name.endswith(".partial")
 
 
+def final_name_of(name: str) -> str | None:
+    """The name a temporary (``.<name>.<hex>.partial``) stands for; None if it is not one."""
+    if not is_partial(name):
+        return None
+    return name[1:].rsplit(".", 2)[0]
+
+
 def remove_partials(directory: str | os.PathLike[str],
                     match: Callable[[str], bool] = is_partial) -> int:
     """Delete unfinished temporary files and directories left in ``directory``.
@@ -109,7 +116,7 @@ def remove_partials(directory: str | os.PathLike[str],
                 continue
             if entry.is_dir(follow_symlinks=False):
                 shutil.rmtree(entry.path, ignore_errors=True)
-                removed += 1
+                removed += not os.path.lexists(entry.path)
                 continue
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(entry.path)

@@ -89,6 +89,7 @@ import numpy as np
 from acme_core.errors import require
 from acme_core.fileio import (
     atomic_path,
+    final_name_of,
     remove_partials,
     temporary_name,
     write_bytes_atomic,
@@ -577,7 +578,7 @@ class ZarrStore(BaseStore):
         # ours (".<name>.<hex>.partial") next to the container, and inside it also
         # zarr-python's own ("<stem>.<uuid>.partial"); no key of the container ends so
         assert run.output_dir is not None
-        remove_partials(run.output_dir)
+        remove_partials(run.output_dir, match=self._is_own_temporary)
         for directory in (self.root, self.root / "result_0", self.root / EXTENT):
             remove_partials(directory, match=lambda name: name.endswith(".partial"))
         inf = stacking.unlimited_axis(run.result_shape or ())
@@ -587,6 +588,13 @@ class ZarrStore(BaseStore):
             # ACME's initial extent of an unlimited axis is 1 (before any data)
             _set_extent(self.root / "result_0", inf, int(written.max()) if written.size else 1)
         return [ref if i not in failed else None for i, ref in enumerate(references)]
+
+    def _is_own_temporary(self, name: str) -> bool:
+        """A temporary group or emergency pickle of this run (in a directory others may share)."""
+        assert self.run is not None
+        fn, final = self.run.func_name, final_name_of(name)
+        return final is not None and (final.startswith(f"{fn}.zarr.comp_")
+                                      or naming.task_id_of(final, fn, ".pickle") is not None)
 
     # -- reading ---------------------------------------------------------------
     @classmethod
