@@ -284,7 +284,7 @@ class HDF5SingleStore(BaseStore):
                     for i in todo:
                         self._merge_group(h5f, i)
                 else:
-                    self._merge_stacked(h5f, todo, written)
+                    self._merge_stacked(h5f, todo)
                 written.update(todo)
                 h5f.attrs[WRITTEN_ATTR] = json.dumps(to_ranges(written))
             os.replace(tmp, self.container_path)
@@ -309,23 +309,22 @@ class HDF5SingleStore(BaseStore):
         else:
             group.copy(dataset, name)  # H5Ocopy: native, keeps the dtype (strings too)
 
-    def _merge_stacked(self, h5f: Any, todo: list[int], written: set[int]) -> None:
+    def _merge_stacked(self, h5f: Any, todo: list[int]) -> None:
         run = self.run
         assert run is not None and run.result_shape is not None and run.stacking_dim is not None
         dset = h5f["result_0"]
         dim = run.stacking_dim
         inf = stacking.unlimited_axis(run.result_shape)
         # one process sizes the unlimited axis: it grows to the longest result merged
-        # (ACME lets every writer resize it, and the last one wins). ACME's initial
-        # extent (1) counts only once something was written.
-        extent = dset.shape[inf] if inf is not None and written else 0
+        # and never shrinks (ACME lets every writer resize it, and the last one wins);
+        # it stays at ACME's initial 1 if every result is empty
         for i in todo:
             with self._open(self._staged(i), "r") as src:
                 data = src["result_0"][()]
                 if inf is not None:
-                    extent = max(extent, data.shape[inf - (inf > dim)])
-                    if extent > dset.shape[inf]:
-                        dset.resize(extent, axis=inf)
+                    length = data.shape[inf - (inf > dim)]
+                    if length > dset.shape[inf]:
+                        dset.resize(length, axis=inf)
                     # pad with the fill value so a shorter rerun leaves nothing stale
                     dset[stacking.slot(dim, dset.ndim, i)] = 0
                 dset[stacking.slot_region(run.result_shape, dim, i, data.shape)] = data
