@@ -266,6 +266,8 @@ def test_formatting_and_sizes():
     assert format_duration(7300) == "2 h 1 min"
     assert approx_size(np.zeros(1000)) == 8000
     assert approx_size([np.zeros(100)] * 3) >= 2400
+    assert suggest_mem_per_worker(0, 0) == "400MB"
+    assert suggest_mem_per_worker(2 * 10**9, 0) == "4GB"
 
 
 def test_approx_size_samples_long_containers_by_their_items():
@@ -274,5 +276,3 @@ def test_approx_size_samples_long_containers_by_their_items():
     for container in ([kb] * many, tuple([kb] * many), {i: kb for i in range(many)},
                       np.array([kb] * many, dtype=object)):
         assert 10_000_000 <= approx_size(container) < 11_000_000, type(container)
-    assert suggest_mem_per_worker(0, 0) == "400MB"
-    assert suggest_mem_per_worker(2 * 10**9, 0) == "4GB"

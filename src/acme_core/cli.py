@@ -465,11 +465,11 @@ def cmd_clean(args: argparse.Namespace) -> int:
         print(f"No ACME_* directories {what} in {base.resolve()} ({len(dirs)} younger ones "
               "kept)." if dirs else f"No ACME_* directories in {base.resolve()}.")
         return EXIT_OK
-    rows, total = [], 0
+    rows, sizes = [], {}
     for d in old:
-        size, _ = tree_size(d)
-        total += size
-        rows.append([d.name, f"{age_days(d)} d", format_bytes(size), _describe_dir(d)])
+        sizes[d], _ = tree_size(d)
+        rows.append([d.name, f"{age_days(d)} d", format_bytes(sizes[d]), _describe_dir(d)])
+    total = sum(sizes.values())
     print(f"ACME_* directories {what} in {base.resolve()}:")
     print(_table(rows))
     if args.dry_run:
@@ -481,7 +481,8 @@ def cmd_clean(args: argparse.Namespace) -> int:
         print("Nothing removed.")
         return EXIT_OK
     deleted = remove_runs(old)  # exactly the directories listed above
-    print(f"Removed {len(deleted)} directories ({format_bytes(total)}).")
+    print(f"Removed {len(deleted)} directories "
+          f"({format_bytes(sum(sizes[d] for d in deleted))}).")
     left = [d for d in old if d not in deleted and d.exists()]
     if left:
         print(f"{PROG} clean: could not remove {len(left)}: "
