@@ -64,9 +64,8 @@ def create_cost(directory: Path, n: int = 300) -> float:
     """Microseconds to create (and close) one empty file in ``directory``.
 
     Printed with the figures because the per-call-file stores pay it for every
-    call, and on this project's VM it ranged from 9 to 400 us from one directory
-    of the same ext4 file system to another (ext4 places a directory's inodes
-    near its parent's; a crowded neighbourhood makes every create search).
+    call. On this project's VM it ranged from 9 to 500 us, depending on how many
+    files had been deleted nearby in the last minutes (see :func:`retire`).
     """
     probe = directory / "create-probe"
     probe.mkdir()
