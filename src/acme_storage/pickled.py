@@ -7,7 +7,7 @@ import pickle
 from pathlib import Path
 from typing import Any, ClassVar
 
-from acme_core.fileio import final_name_of, remove_partials, write_bytes_atomic
+from acme_core.fileio import remove_partials, write_bytes_atomic
 from acme_core.store import BaseStore, RunInfo
 from acme_storage import naming
 
@@ -69,8 +69,8 @@ class PickleStore(BaseStore):
         assert self.run is not None and self.run.output_dir is not None
         fn = self.run.func_name
         # this run's temporaries only: others may share the output directory
-        remove_partials(self.run.output_dir, match=lambda name: naming.task_id_of(
-            final_name_of(name) or "", fn, ".pickle") is not None)
+        remove_partials(self.run.output_dir,
+                        match=lambda name: naming.is_call_temporary(name, fn, ".pickle"))
         return references
 
     def existing(self) -> dict[int, Any]:

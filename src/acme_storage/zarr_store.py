@@ -593,8 +593,8 @@ class ZarrStore(BaseStore):
         """A temporary group or emergency pickle of this run (in a directory others may share)."""
         assert self.run is not None
         fn, final = self.run.func_name, final_name_of(name)
-        return final is not None and (final.startswith(f"{fn}.zarr.comp_")
-                                      or naming.task_id_of(final, fn, ".pickle") is not None)
+        return ((final is not None and final.startswith(f"{fn}.zarr.comp_"))
+                or naming.is_call_temporary(name, fn, ".pickle"))
 
     # -- reading ---------------------------------------------------------------
     @classmethod
