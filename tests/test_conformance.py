@@ -6,12 +6,13 @@ Third-party plugins subclass the same classes; the toy plugin's test does so too
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import ClassVar
 
 import numpy as np
 
 from acme_backends.dask_client import DaskClientExecutor
 from acme_backends.dask_local import DaskLocalExecutor
-from acme_core.testing import ExecutorTests, StoreTests
+from acme_core.testing import AttachingExecutorTests, ExecutorTests, StoreTests
 from acme_storage.hdf5 import HDF5Store
 from acme_storage.memory import MemoryStore
 from acme_storage.pickled import PickleStore
@@ -22,11 +23,39 @@ class TestDaskLocalExecutor(ExecutorTests):
         return DaskLocalExecutor(n_workers=1)
 
 
-class TestDaskClientExecutor(ExecutorTests):
+class TestDaskClientExecutor(AttachingExecutorTests):
+    """On a client the user started: the executor never stops it."""
+
+    started: ClassVar[list] = []
+
     def make_executor(self):
+        client = self.start_resource()
+        self.started.append(client)
+        return DaskClientExecutor(client)
+
+    def release(self, executor):
+        executor.shutdown()
+        self.tidy_up()
+
+    def tidy_up(self):
+        while self.started:
+            self.stop_resource(self.started.pop())
+
+    def start_resource(self):
         from acme_core import local_cluster_setup
 
-        return DaskClientExecutor(local_cluster_setup(n_workers=1, interactive=False))
+        return local_cluster_setup(n_workers=1, interactive=False)
+
+    def attach(self, resource):
+        return DaskClientExecutor(resource)
+
+    def resource_alive(self, resource):
+        return resource.status == "running" and resource.submit(abs, -3).result(timeout=60) == 3
+
+    def stop_resource(self, resource):
+        from acme_core import cluster_cleanup
+
+        cluster_cleanup(resource)
 
 
 class Threads(ThreadPoolExecutor):

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import sys
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 
 log = logging.getLogger("acme")
@@ -98,6 +98,7 @@ class DaskClientExecutor:
                 raise ValueError(
                     "`backend` 'dask' attaches to a running dask client, but none is running; "
                     "start one (e.g. acme_core.local_cluster_setup()) or use backend='dask-local'")
+            log.info("Attaching to parallel computing client %s", client)
         self.client = client
         self._prepared = False
 
@@ -118,9 +119,25 @@ class DaskClientExecutor:
         return results()
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop the client and its cluster if this executor started them; safe to call twice.
+
+        A client the executor attached to (``owns_resources`` False) keeps running.
+        """
+        client, self.client = self.client, None
+        if client is None or not self.owns_resources:
+            return
         from acme_core.clusters import cluster_cleanup
 
-        cluster_cleanup(self.client)
+        cluster_cleanup(client)
+
+    def stop_borrowed(self) -> None:
+        """Stop the client (and its cluster) even though the user started it (ACME's
+        ``stop_client=True``)."""
+        client, self.client = self.client, None
+        if client is not None:
+            from acme_core.clusters import cluster_cleanup
+
+            cluster_cleanup(client)
 
     def __enter__(self) -> DaskClientExecutor:
         return self
@@ -159,6 +176,17 @@ class DaskClientExecutor:
             except Exception as exc:
                 out.append((False, exc))
         return out
+
+    @classmethod
+    def planned_workers(cls, options: Mapping[str, Any]) -> int | None:
+        """The workers of the client the executor will attach to (None: no client running)."""
+        client = options.get("client") or current_client()
+        if client is None:
+            return None
+        try:
+            return len(client.scheduler_info(n_workers=-1).get("workers", {})) or None
+        except Exception:  # a client that lost its scheduler
+            return None
 
     def worker_count(self) -> int:
         return len(self.client.scheduler_info(n_workers=-1).get("workers", {}))

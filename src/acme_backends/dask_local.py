@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from acme_backends.dask_client import DaskClientExecutor
@@ -23,6 +25,8 @@ class DaskLocalExecutor(DaskClientExecutor):
     """
 
     name: ClassVar[str] = "dask-local"
+    #: worker processes re-import the user's script: ParallelMap checks the main guard
+    starts_local_processes: ClassVar[bool] = True
     owns_resources = True
     #: local_cluster_setup logs the dashboard link when the cluster is up
     announces_dashboard = True
@@ -36,6 +40,14 @@ class DaskLocalExecutor(DaskClientExecutor):
             mem_per_worker=None if mem_per_worker == "auto" else mem_per_worker,
             threads_per_worker=threads_per_worker, interactive=False, **cluster_options)
         super().__init__(client)
+
+    @classmethod
+    def planned_workers(cls, options: Mapping[str, Any]) -> int | None:
+        """``n_workers`` when given, else dask's choice: one worker per core here."""
+        n = options.get("n_workers")
+        if isinstance(n, int) and not isinstance(n, bool) and n > 0:
+            return n
+        return os.cpu_count()
 
     @classmethod
     def check_options(cls, options: dict[str, Any]) -> None:

@@ -15,9 +15,7 @@ import subprocess
 from collections.abc import Sequence
 from typing import ClassVar
 
-
-class SchedulerError(RuntimeError):
-    """A scheduler command failed (not installed, not reachable, or it refused the request)."""
+from acme_core.errors import SchedulerError
 
 
 # ======================================================================= scheduler CLIs

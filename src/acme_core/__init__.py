@@ -7,16 +7,19 @@
 ...     paths = pmap.compute()
 
 Importing this package configures nothing globally (no logging handlers, no
-exception hooks) and imports neither dask nor h5py.
+exception hooks) and imports neither dask nor h5py nor any backend or store:
+``local_cluster_setup``, ``slurm_cluster_setup``, ``pbs_cluster_setup`` and
+``sge_cluster_setup`` are looked up in the plugin registry on first use.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
-from acme_core.cluster_setups import pbs_cluster_setup, sge_cluster_setup, slurm_cluster_setup
-from acme_core.clusters import cluster_cleanup, local_cluster_setup
-from acme_core.errors import MissingDependencyError, ParallelMapError
+from acme_core.clients import ACME_SETUP_NAMES, cluster_cleanup, cluster_setup
+from acme_core.errors import AcmeError, MissingDependencyError, ParallelMapError
 from acme_core.parallel_map import ParallelMap
 from acme_core.plugins import hookimpl, list_backends, list_cluster_setups, list_stores
 from acme_core.results import open_results
@@ -26,12 +29,20 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
+if TYPE_CHECKING:  # what the registry gives back, for type checkers and IDEs
+    local_cluster_setup: Callable[..., Any]
+    slurm_cluster_setup: Callable[..., Any]
+    pbs_cluster_setup: Callable[..., Any]
+    sge_cluster_setup: Callable[..., Any]
+
 __all__ = [
+    "AcmeError",
     "MissingDependencyError",
     "ParallelMap",
     "ParallelMapError",
     "__version__",
     "cluster_cleanup",
+    "cluster_setup",
     "hookimpl",
     "list_backends",
     "list_cluster_setups",
@@ -42,3 +53,14 @@ __all__ = [
     "sge_cluster_setup",
     "slurm_cluster_setup",
 ]
+
+
+def __getattr__(name: str) -> Callable[..., Any]:
+    """ACME's cluster-setup names, resolved through the plugin registry (PEP 562)."""
+    if name in ACME_SETUP_NAMES:
+        return cluster_setup(ACME_SETUP_NAMES[name])
+    raise AttributeError(f"module 'acme_core' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(ACME_SETUP_NAMES))

@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from acme_core.errors import NoRunError
 from acme_core.manifest import MANIFEST_NAME, Manifest, to_ranges
 
 EXIT_OK = 0
@@ -45,10 +46,6 @@ EXIT_PROBLEM = 1
 EXIT_USAGE = 2
 
 PROG = "acme"
-
-
-class NoRun(Exception):
-    """The path given holds no acme-core run."""
 
 
 # ---------------------------------------------------------------- helpers
@@ -114,12 +111,12 @@ def _error_line(text: str) -> str:
 
 
 def load_run(path: str) -> tuple[Path, Manifest]:
-    """The run directory of ``path`` and its manifest; :class:`NoRun` if there is none."""
+    """The run directory of ``path`` and its manifest; :class:`~acme_core.errors.NoRunError` if there is none."""
     from acme_core.results import find_run_dir
 
     p = Path(path).expanduser()
     if not p.exists():
-        raise NoRun(f"{path}: no such file or directory")
+        raise NoRunError(f"{path}: no such file or directory")
     try:
         run_dir = find_run_dir(p)
     except ValueError:
@@ -127,12 +124,12 @@ def load_run(path: str) -> tuple[Path, Manifest]:
         if p.is_dir() and p.name.startswith("ACME_") and any(p.glob("*.h5")):
             hint = (" It looks like a run of ACME (esi-acme), which writes no manifest: read its "
                     "files with h5py.")
-        raise NoRun(f"{path} holds no acme-core run: no {MANIFEST_NAME} in it or next to it."
+        raise NoRunError(f"{path} holds no acme-core run: no {MANIFEST_NAME} in it or next to it."
                     f"{hint}") from None
     try:
         manifest = Manifest.load(run_dir)
     except (OSError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
-        raise NoRun(f"{run_dir / MANIFEST_NAME} cannot be read: {exc}") from None
+        raise NoRunError(f"{run_dir / MANIFEST_NAME} cannot be read: {exc}") from None
     return run_dir, manifest
 
 
@@ -382,13 +379,12 @@ def plugin_report() -> dict[str, Any]:
         setups = plugins.list_cluster_setups()
         failed = plugins.failed_plugins()
         try:
-            auto = plugins.auto_backend()
-            auto_text = (f"{auto[0]!r} (a site plugin's choice) unless a dask client is "
-                         f"running" if auto else "a running dask client, else a local cluster")
+            choice = plugins.auto_backend()
+            auto_text = f"{choice.backend!r} here and now (chosen by {choice.plugin!r})"
         except Exception as exc:
             auto_text = f"unknown: a plugin's acme_auto_backend failed ({exc})"
-    autoload = not plugins._truthy(os.environ.get("ACME_DISABLE_PLUGIN_AUTOLOAD"))
-    blocked = plugins._blocked()
+    autoload = not plugins.autoload_disabled()
+    blocked = plugins.blocked_plugins()
     loaded = []
     for ep in sorted(entry_points(group=plugins.ENTRY_POINT_GROUP), key=lambda e: e.name):
         dist = getattr(ep, "dist", None)
@@ -570,7 +566,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.setLevel(logging.WARNING)
     try:
         return int(args.handler(args))
-    except NoRun as exc:
+    except NoRunError as exc:
         print(f"{PROG} {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -1,80 +1,18 @@
 """Starting and stopping dask clients: ``local_cluster_setup`` and ``cluster_cleanup``.
 
-Cluster setups are plugins too: this module registers ``local_cluster_setup``
-through :func:`acme_register_cluster_setups`, like a site plugin registers its
-presets.
+Cluster setups are plugins too: :mod:`acme_backends.plugin` registers
+``local_cluster_setup`` as ``local``, like a site plugin registers its presets.
 """
 
 from __future__ import annotations
 
-import ast
 import logging
-import os
-import sys
 from typing import Any
 
 from acme_core import validation
-from acme_core.hookspecs import Register
-from acme_core.plugins import hookimpl
+from acme_core.main_guard import check_main_guard
 
 log = logging.getLogger("acme")
-
-MAIN_GUARD_MESSAGE = (
-    "acme-core starts worker processes, and Python re-imports your script in each of them. "
-    "Put the code that calls ParallelMap (or starts a cluster) under\n\n"
-    "    if __name__ == \"__main__\":\n        ...\n\n"
-    "so that it runs only in the main process. See 'Scripts' in the README.")
-
-
-class MainGuardError(RuntimeError):
-    """A cluster was started while a worker process was importing the user's script."""
-
-
-def _is_main_test(test: ast.expr) -> bool:
-    """Whether ``test`` is ``__name__ == "__main__"`` (either way round)."""
-    if not (isinstance(test, ast.Compare) and len(test.ops) == 1
-            and isinstance(test.ops[0], ast.Eq)):
-        return False
-    sides = [test.left, test.comparators[0]]
-    return (any(isinstance(s, ast.Name) and s.id == "__name__" for s in sides)
-            and any(isinstance(s, ast.Constant) and s.value == "__main__" for s in sides))
-
-
-def called_outside_main_guard() -> bool:
-    """True when the main script calls us from module level without the guard.
-
-    Worker processes are started with ``spawn``, which re-imports the main script
-    in every worker; module-level code outside ``if __name__ == "__main__":``
-    would start a cluster there too. Interactive sessions, notebooks and
-    ``python -c`` have no script file and are never affected.
-    """
-    main = sys.modules.get("__main__")
-    path = getattr(main, "__file__", None)
-    if main is None or not path or not os.path.isfile(path):
-        return False
-    frame = sys._getframe()
-    while frame is not None:
-        if frame.f_globals is main.__dict__ and frame.f_code.co_name == "<module>":
-            break
-        frame = frame.f_back  # type: ignore[assignment]
-    if frame is None:
-        return False  # called from a function: the caller decides when it runs
-    try:
-        with open(path, encoding="utf-8") as fh:
-            tree = ast.parse(fh.read())
-    except (OSError, SyntaxError, ValueError):
-        return False
-    line = frame.f_lineno
-    return not any(isinstance(node, ast.If) and _is_main_test(node.test)
-                   and node.lineno <= line <= (node.end_lineno or node.lineno)
-                   for node in tree.body)
-
-
-def check_main_guard() -> None:
-    """Stop at once, with a message saying what to add, if the guard is missing."""
-    if called_outside_main_guard():
-        raise MainGuardError(MAIN_GUARD_MESSAGE)
-
 
 def local_cluster_setup(n_workers: int | None = None, mem_per_worker: str | None = None,
                         interactive: bool = True, start_client: bool = True,
@@ -143,6 +81,13 @@ def local_cluster_setup(n_workers: int | None = None, mem_per_worker: str | None
     return client
 
 
+def is_dask_client(obj: Any) -> bool:
+    """Whether ``obj`` is a ``distributed.Client``."""
+    from distributed import Client
+
+    return isinstance(obj, Client)
+
+
 def cluster_cleanup(client: Any = None) -> None:
     """Stop a dask client and the cluster behind it (the running one by default).
 
@@ -179,8 +124,3 @@ def cluster_cleanup(client: Any = None) -> None:
         except Exception as exc:  # pragma: no cover - depends on the cluster type
             log.warning("Could not gracefully shut down cluster: %s", exc)
     log.info("Successfully shut down %s containing %d workers", desc, n_workers)
-
-
-@hookimpl
-def acme_register_cluster_setups(register: Register) -> None:
-    register(local_cluster_setup, name="local")

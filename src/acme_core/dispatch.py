@@ -36,7 +36,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from acme_core.arguments import Distribution
-from acme_core.executor import worker_count
+from acme_core.executor import (
+    DetectsLostWorkers,
+    ReportsWorkers,
+    SupportsBroadcast,
+    SupportsGather,
+    worker_count,
+)
 from acme_core.task import CallOutcome, Chunk, ChunkResult, Shared, _portable, run_chunk_calls
 
 log = logging.getLogger("acme")
@@ -78,9 +84,8 @@ LOST_WORKER_RESUBMITS = 3
 
 def worker_was_lost(executor: Any, exc: BaseException) -> bool:
     """Whether a whole task failed because its worker died (not because of a call)."""
-    check = getattr(executor, "lost_worker", None)
-    if callable(check):
-        return bool(check(exc))
+    if isinstance(executor, DetectsLostWorkers):
+        return bool(executor.lost_worker(exc))
     from concurrent.futures.process import BrokenProcessPool
 
     return isinstance(exc, BrokenProcessPool)
@@ -259,27 +264,26 @@ class Dispatcher:
         return PickledContext(uuid.uuid4().hex, blob)
 
     def _broadcast(self, attempts: int = 8) -> None:
-        broadcast = getattr(self.executor, "broadcast", None)
-        if not callable(broadcast):
+        executor = self.executor
+        if not isinstance(executor, SupportsBroadcast):
             self._handle = self.context
             return
         inline = self._inline_context()
         if inline is not None:
             self._handle = inline
             return
-        wait = getattr(self.executor, "wait_for_workers", None)
         for attempt in range(attempts):
             try:
-                self._handle = broadcast(self.context)
+                self._handle = executor.broadcast(self.context)
                 return
             except Exception as exc:  # workers died while receiving it: try again
                 if attempt == attempts - 1:
                     raise
                 log.debug("Sending the shared arguments failed (%s); trying again", exc)
                 time.sleep(0.5 * (attempt + 1))
-                if callable(wait):
+                if isinstance(executor, ReportsWorkers):
                     with contextlib.suppress(Exception):  # the next attempt reports it
-                        wait(1, timeout=30)
+                        executor.wait_for_workers(1, timeout=30)
 
     def _context_lost(self) -> bool:
         """Whether the broadcast context died with its workers; if so, send it again.
@@ -288,8 +292,8 @@ class Dispatcher:
         fetched a copy; tasks then fail for want of it, through no fault of
         their calls.
         """
-        check = getattr(self.executor, "broadcast_lost", None)
-        if not callable(check) or not check(self._handle):
+        executor = self.executor
+        if not isinstance(executor, SupportsBroadcast) or not executor.broadcast_lost(self._handle):
             return False
         log.info("The shared arguments were lost with their workers; sending them again")
         self._broadcast()
@@ -355,10 +359,10 @@ class Dispatcher:
         Executors with ``gather`` fetch the results of many chunks in one round
         trip; others answer ``future.result()`` one by one.
         """
-        gather = getattr(self.executor, "gather", None)
+        executor = self.executor
         futures = [future for future, _ in ready]
-        if callable(gather) and len(ready) > 1:
-            outcomes = gather(futures)
+        if isinstance(executor, SupportsGather) and len(ready) > 1:
+            outcomes = executor.gather(futures)
         else:
             outcomes = []
             for future in futures:

@@ -243,30 +243,27 @@ def format_duration(seconds: float) -> str:
     return f"{days} d {hours} h"
 
 
-def expected_workers(n_workers: Any, backend_options: dict[str, Any],
-                     backend: Any) -> tuple[int, str]:
-    """How many workers the real run will have, and where that number comes from."""
+def expected_workers(options: dict[str, Any], backend: Any) -> tuple[int, str]:
+    """How many workers the real run will have, and where that number comes from.
+
+    ``backend`` is the executor class the run will create with ``options``, or the
+    executor instance the user brought.
+    """
+    from acme_core.executor import PlansWorkers, executor_info, worker_count
+
     for key in ("n_workers", "max_workers"):
-        value = backend_options.get(key, n_workers if key == "n_workers" else None)
+        value = options.get(key)
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value, key
-    if callable(getattr(backend, "submit", None)):  # an executor instance the user brought
-        from acme_core.executor import worker_count
-
+    if isinstance(backend, type):
+        if isinstance(backend, PlansWorkers):
+            planned = backend.planned_workers(options)
+            if planned:
+                return planned, f"the {executor_info(backend).name!r} backend's plan"
+    else:
         count = worker_count(backend)
         if count:
             return count, "the executor's workers"
-    if backend == "auto":
-        from acme_backends.dask_client import current_client
-
-        client = current_client()
-        if client is not None:
-            try:
-                count = len(client.scheduler_info().get("workers", {}))
-            except Exception:  # pragma: no cover - a client that lost its scheduler
-                count = 0
-            if count:
-                return count, "the running dask client"
     return cpu_count(), "assumed one per CPU here; pass n_workers for a better estimate"
 
 

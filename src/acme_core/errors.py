@@ -1,18 +1,71 @@
-"""Exceptions raised by acme-core."""
+"""Every exception and warning acme-core raises, in one place.
+
+The tree::
+
+    AcmeError                               base of everything acme-core raises on purpose
+    ├── ParallelMapError (RuntimeError)     calls failed; the finished results are kept
+    ├── RemoteCallError                     a call's exception that could not travel back
+    ├── ArgumentError                       a keyword or option is wrong (raised before
+    │   │                                   anything starts or is written)
+    │   ├── ArgumentValueError (ValueError)     ... its value is not allowed
+    │   └── ArgumentTypeError (TypeError)       ... its type is not allowed
+    ├── PluginError                         a plugin cannot be used
+    │   ├── UnknownPluginError (ValueError)     no backend/store/setup of that name
+    │   └── MissingDependencyError (ImportError)  its optional dependency is missing
+    ├── MainGuardError (RuntimeError)       worker processes from a script without
+    │                                       ``if __name__ == "__main__":``
+    ├── RunDirectoryError (OSError)         a run directory cannot be created, read or used
+    │   └── NoRunError                          the path holds no acme-core run
+    └── SchedulerError (RuntimeError)       a batch scheduler's command failed or is missing
+
+    AcmeWarning (UserWarning)
+    └── PluginWarning                       a plugin was skipped, misspelt or shadowed
+
+Each exception keeps the built-in base it always had (shown in brackets), so
+``except ValueError`` in user code goes on working; ``except AcmeError`` catches
+everything acme-core raises on purpose. Backends and stores raise these classes
+too: a plugin author imports them from here.
+"""
 
 from __future__ import annotations
 
+import importlib
+from types import ModuleType
 from typing import Any
 
+__all__ = [
+    "AcmeError",
+    "AcmeWarning",
+    "ArgumentError",
+    "ArgumentTypeError",
+    "ArgumentValueError",
+    "MainGuardError",
+    "MissingDependencyError",
+    "NoRunError",
+    "ParallelMapError",
+    "PluginError",
+    "PluginWarning",
+    "RemoteCallError",
+    "RunDirectoryError",
+    "SchedulerError",
+    "UnknownPluginError",
+    "check_requirements",
+    "require",
+]
 
-class ParallelMapError(RuntimeError):
+
+class AcmeError(Exception):
+    """Base class of every exception acme-core raises on purpose."""
+
+
+class ParallelMapError(AcmeError, RuntimeError):
     """Some calls failed. Finished results are kept (on disk and in :attr:`results`).
 
     Attributes
     ----------
     failed : dict[int, BaseException]
         Task id -> the exception the call raised (the original exception when it
-        could be sent back, else a :class:`~acme_core.task.RemoteCallError`).
+        could be sent back, else a :class:`RemoteCallError`).
     results : list
         Length N, task order: what ``compute()`` would have returned per call
         (a path or a value), ``None`` where the call failed.
@@ -31,14 +84,86 @@ class ParallelMapError(RuntimeError):
         return (type(self), (str(self), self.failed, self.results, self.tracebacks))
 
 
-class MissingDependencyError(ImportError):
+class RemoteCallError(AcmeError):
+    """Stands in for a call's exception that could not be sent back (not picklable)."""
+
+    def __init__(self, type_name: str, message: str) -> None:
+        super().__init__(f"{type_name}: {message}")
+        self.type_name = type_name
+        self.message = message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.type_name, self.message))
+
+
+class ArgumentError(AcmeError):
+    """A keyword or option is wrong; raised before anything starts or is written.
+
+    Attributes
+    ----------
+    parameter : str or None
+        The keyword (or option) at fault, when one is.
+    """
+
+    def __init__(self, message: str, *, parameter: str | None = None) -> None:
+        super().__init__(message)
+        self.parameter = parameter
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_argument_error, (type(self), str(self), self.parameter))
+
+
+def _rebuild_argument_error(cls: type[ArgumentError], message: str,
+                            parameter: str | None) -> ArgumentError:
+    return cls(message, parameter=parameter)
+
+
+class ArgumentValueError(ArgumentError, ValueError):
+    """A keyword's value is not allowed (the message names the keyword and what is)."""
+
+
+class ArgumentTypeError(ArgumentError, TypeError):
+    """A keyword's type is not allowed (the message names the keyword and what is)."""
+
+
+class PluginError(AcmeError):
+    """A plugin (backend, store or cluster setup) cannot be used."""
+
+
+class UnknownPluginError(PluginError, ValueError):
+    """No installed plugin has that name; the message lists the names there are."""
+
+
+class MissingDependencyError(PluginError, ImportError):
     """An optional dependency of a plugin is not installed; the message says what to install."""
 
 
-def require(module: str, extra: str, what: str) -> Any:
-    """Import ``module`` or raise a MissingDependencyError naming the pip command."""
-    import importlib
+class MainGuardError(AcmeError, RuntimeError):
+    """Worker processes were about to start while Python was importing the user's script."""
 
+
+class RunDirectoryError(AcmeError, OSError):
+    """A run directory cannot be created, read or used."""
+
+
+class NoRunError(RunDirectoryError):
+    """The path holds no acme-core run (no manifest)."""
+
+
+class SchedulerError(AcmeError, RuntimeError):
+    """A batch scheduler's command failed, or the scheduler is not there."""
+
+
+class AcmeWarning(UserWarning):
+    """Base class of acme-core's warnings."""
+
+
+class PluginWarning(AcmeWarning):
+    """A plugin could not be loaded or registered, uses an unknown hook, or is shadowed."""
+
+
+def require(module: str, extra: str, what: str) -> ModuleType:
+    """Import ``module`` or raise a :class:`MissingDependencyError` naming the pip command."""
     try:
         return importlib.import_module(module)
     except ImportError as exc:

@@ -1,37 +1,106 @@
-"""The Executor protocol: what ParallelMap needs from a backend.
+"""The executor contract: what ``ParallelMap`` needs from a backend, and what it may use.
 
-An executor has the shape of :class:`concurrent.futures.Executor`: ``submit``,
-``map``, ``shutdown`` and use as a context manager. A
-:class:`~concurrent.futures.ThreadPoolExecutor` subclass with a ``name`` is a
-valid executor; so is anything whose ``submit`` returns an object with
-``result()``, ``cancel()``, ``done()`` and ``add_done_callback()`` (a
-``distributed.Future`` qualifies).
+A backend is a class registered through :func:`~acme_core.hookspecs.acme_register_executors`
+and created as ``cls(**backend_options)``. This module is the whole contract; a
+plugin author needs nothing else.
 
-ParallelMap also uses these *optional* members when present:
+Required (:class:`Executor`)
+----------------------------
+``name``
+    Class attribute: the registry name, e.g. ``"dask-local"``.
+``submit(fn, /, *args, **kwargs) -> future``
+    Run ``fn(*args, **kwargs)`` somewhere and return a future with ``result()``,
+    ``cancel()``, ``done()`` and ``add_done_callback()`` (:class:`FutureLike`; a
+    :class:`concurrent.futures.Future` and a ``distributed.Future`` qualify).
+    ``fn`` and its arguments are picklable. Identical submissions must each run.
+``shutdown(wait=True)``
+    Release what the executor started. Safe to call several times; never stops
+    anything the executor did not start (a client it attached to keeps running).
 
-``broadcast(value) -> handle``
-    Send ``value`` to every worker once and return a handle that ``submit``
-    resolves back into the value on the worker. Without it, shared arguments are
-    passed along with every task.
-``worker_count() -> int``
-    How many workers are up (for logging and chunk sizing).
-``owns_resources``
-    ``True`` when the executor started what it runs on (and ``shutdown()`` stops
-    it); ``False`` when it attached to something the user brought. With
-    ``stop_client="auto"`` ParallelMap shuts down only executors that own their
-    resources.
-``dashboard_link``
-    A URL to show the user.
-``requires``
-    A class attribute mapping optional modules to the pip extra that installs
-    them (``{"dask_jobqueue": "jobqueue"}``). ParallelMap imports them before
-    anything starts, so a missing one fails early with the ``pip install`` command.
+So a :class:`concurrent.futures.ThreadPoolExecutor` subclass with a ``name`` is an
+executor. Nothing else is required: the core checks each optional capability
+below with ``isinstance`` and does without it when it is missing.
+
+Optional capabilities (runtime-checkable Protocols)
+---------------------------------------------------
+:class:`SupportsBroadcast`
+    ``broadcast(value)`` sends the shared arguments to every worker once and returns
+    a handle that ``submit`` turns back into the value on the worker;
+    ``broadcast_lost(handle)`` tells whether every copy died with its workers.
+    Without it, shared arguments travel with every task.
+:class:`SupportsGather`
+    ``gather(futures)`` fetches many finished results in one round trip, as
+    ``(True, value)`` or ``(False, exception)`` pairs in the order given.
+:class:`ReportsWorkers`
+    ``worker_count()`` (sizes chunks and the submission window) and
+    ``wait_for_workers(n, timeout)``.
+:class:`DetectsLostWorkers`
+    ``lost_worker(exc)``: whether a task failed because its worker died (its calls
+    are then rerun elsewhere) rather than because of a call.
+:class:`OwnsResources`
+    ``owns_resources``: ``True`` when the executor started what it runs on. With
+    ``stop_client="auto"``, ParallelMap shuts down only executors that own their
+    resources. Without the attribute, an executor ParallelMap created is taken to
+    own its resources and one the user passed in is not.
+:class:`StopsBorrowed`
+    ``stop_borrowed()``: stop what the executor attached to but did not start (a
+    dask client the user started). ParallelMap calls it only for ACME's
+    ``stop_client=True``; ``shutdown()`` never does this.
+:class:`HasDashboard`
+    ``dashboard_link``: a URL to show the user (``None`` when there is none).
+:class:`ChecksOptions`
+    Class method ``check_options(options)``: raise ``TypeError`` or ``ValueError``
+    for options the class cannot take, *before* anything starts. ParallelMap calls
+    it at construction with ``backend_options`` (and the ACME cluster keywords the
+    class's signature names).
+:class:`PlansWorkers`
+    Class method ``planned_workers(options)``: how many workers an executor created
+    with ``options`` will have, or ``None`` (the dry run's estimate uses it).
+
+Metadata (class attributes, all optional)
+-----------------------------------------
+``description`` (str)
+    One line for ``acme plugins``.
+``requires`` (dict[str, str])
+    Optional modules -> the pip extra that installs them. ParallelMap imports them
+    before anything starts, so a missing one fails early with the ``pip install`` command.
+``starts_local_processes`` (bool, default ``False``)
+    The executor starts worker processes on this machine that re-import the user's
+    script; ParallelMap then checks for the ``if __name__ == "__main__":`` guard first.
+``announces_dashboard`` (bool, default ``False``)
+    Starting the executor already logged its dashboard link; ParallelMap does not
+    repeat it.
+
+ParallelMap also passes the ACME cluster keywords (``n_workers``, ``partition``,
+``mem_per_worker``, ``setup_timeout``, ``setup_interactive``) and the run hints
+``run_dir`` and ``n_calls`` to a class whose signature names them (a ``**kwargs``
+catch-all does not count).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Protocol, runtime_checkable
+import concurrent.futures
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+__all__ = [
+    "ChecksOptions",
+    "DetectsLostWorkers",
+    "Executor",
+    "ExecutorInfo",
+    "FutureLike",
+    "HasDashboard",
+    "OwnsResources",
+    "PlansWorkers",
+    "ReportsWorkers",
+    "SupportsBroadcast",
+    "StopsBorrowed",
+    "SupportsGather",
+    "executor_info",
+    "owns_resources",
+    "worker_count",
+]
 
 
 @runtime_checkable
@@ -52,34 +121,143 @@ class Executor(Protocol):
     """A backend that runs tasks somewhere (see the module docstring)."""
 
     #: registry name, e.g. ``"dask-local"``
-    name: str
+    name: ClassVar[str]
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> FutureLike: ...
 
-    def map(
-        self, fn: Callable[..., Any], *iterables: Iterable[Any], timeout: float | None = None,
-        chunksize: int = 1,
-    ) -> Iterator[Any]: ...
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None: ...
-
-    def __enter__(self) -> Any: ...
-
-    def __exit__(self, *exc_info: Any) -> Any: ...
+    def shutdown(self, wait: bool = True) -> None: ...
 
 
-def owns_resources(executor: Any) -> bool:
-    """Whether ``shutdown()`` of ``executor`` only stops what acme-core started."""
-    return bool(getattr(executor, "owns_resources", True))
+@runtime_checkable
+class SupportsBroadcast(Protocol):
+    """Shared arguments go to every worker once, not with every task."""
+
+    def broadcast(self, value: Any) -> Any:
+        """Send ``value`` to every worker; return a handle ``submit`` resolves on the worker."""
+        ...
+
+    def broadcast_lost(self, handle: Any) -> bool:
+        """Whether every copy of a broadcast value died with its workers."""
+        ...
 
 
-def worker_count(executor: Any) -> int | None:
+@runtime_checkable
+class SupportsGather(Protocol):
+    """Many finished results in one round trip."""
+
+    def gather(self, futures: list[Any]) -> list[tuple[bool, Any]]:
+        """``(True, value)`` or ``(False, exception)`` for each of ``futures``, in order."""
+        ...
+
+
+@runtime_checkable
+class ReportsWorkers(Protocol):
+    """The executor knows how many workers it has and can wait for them."""
+
+    def worker_count(self) -> int:
+        """How many workers are up now."""
+        ...
+
+    def wait_for_workers(self, n: int, timeout: float) -> None:
+        """Block until ``n`` workers are up; raise ``TimeoutError`` after ``timeout`` s."""
+        ...
+
+
+@runtime_checkable
+class DetectsLostWorkers(Protocol):
+    """The executor tells a dead worker from a failing call."""
+
+    def lost_worker(self, exc: BaseException) -> bool:
+        """Whether a task raised ``exc`` because its worker died."""
+        ...
+
+
+@runtime_checkable
+class OwnsResources(Protocol):
+    """The executor says whether it started what it runs on."""
+
+    owns_resources: bool
+
+
+@runtime_checkable
+class StopsBorrowed(Protocol):
+    """The executor can stop what it attached to (ACME's ``stop_client=True``)."""
+
+    def stop_borrowed(self) -> None:
+        """Stop the resources the executor runs on although it did not start them."""
+        ...
+
+
+@runtime_checkable
+class HasDashboard(Protocol):
+    """The executor has a dashboard to show the user."""
+
+    @property
+    def dashboard_link(self) -> str | None: ...
+
+
+@runtime_checkable
+class ChecksOptions(Protocol):
+    """The class checks its options before anything starts (checked on the class)."""
+
+    def check_options(self, options: dict[str, Any]) -> None: ...
+
+
+@runtime_checkable
+class PlansWorkers(Protocol):
+    """The class knows how many workers ``cls(**options)`` will have (checked on the class)."""
+
+    def planned_workers(self, options: Mapping[str, Any]) -> int | None: ...
+
+
+@dataclass(frozen=True)
+class ExecutorInfo:
+    """The metadata class attributes of an executor class, with their defaults."""
+
+    name: str
+    description: str
+    requires: Mapping[str, str]
+    starts_local_processes: bool
+    announces_dashboard: bool
+
+
+def executor_info(cls: type[Any]) -> ExecutorInfo:
+    """Read the documented metadata attributes of ``cls`` (see the module docstring).
+
+    This is the one place that reads them: each is optional and has a default, so
+    they are plain class attributes rather than a Protocol to satisfy.
+    """
+    return ExecutorInfo(
+        name=str(getattr(cls, "name", "") or cls.__name__),
+        description=str(getattr(cls, "description", "") or ""),
+        requires=dict(getattr(cls, "requires", None) or {}),
+        starts_local_processes=bool(getattr(cls, "starts_local_processes", False)),
+        announces_dashboard=bool(getattr(cls, "announces_dashboard", False)),
+    )
+
+
+def owns_resources(executor: object, *, created_here: bool) -> bool:
+    """Whether ``shutdown()`` of ``executor`` only stops what was started for this run.
+
+    ``created_here``: ParallelMap created the executor (from a name or a class)
+    rather than receiving an instance from the user.
+    """
+    if not created_here:
+        return False
+    if isinstance(executor, OwnsResources):
+        return bool(executor.owns_resources)
+    return True
+
+
+def worker_count(executor: object) -> int | None:
     """The executor's number of workers, or None when it cannot tell."""
-    count = getattr(executor, "worker_count", None)
-    if callable(count):
+    if isinstance(executor, ReportsWorkers):
         try:
-            return int(count())
-        except Exception:
+            return int(executor.worker_count())
+        except Exception:  # a scheduler that does not answer right now
             return None
-    workers = getattr(executor, "_max_workers", None)  # concurrent.futures pools
-    return int(workers) if isinstance(workers, int) else None
+    if isinstance(executor, (concurrent.futures.ThreadPoolExecutor,
+                             concurrent.futures.ProcessPoolExecutor)):
+        # the standard library's pools know their size but say it only privately
+        return int(executor._max_workers)
+    return None

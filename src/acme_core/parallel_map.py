@@ -29,8 +29,16 @@ from acme_core.arguments import (
 )
 from acme_core.dispatch import Dispatcher, TaskContext
 from acme_core.errors import ParallelMapError, check_requirements
-from acme_core.executor import owns_resources
+from acme_core.executor import (
+    ChecksOptions,
+    Executor,
+    HasDashboard,
+    StopsBorrowed,
+    executor_info,
+    owns_resources,
+)
 from acme_core.logs import EarlyRecords, RunLogging, log_file_name
+from acme_core.main_guard import check_main_guard
 from acme_core.manifest import Manifest
 from acme_core.plugins import auto_backend, list_backends, list_stores, lookup
 from acme_core.prompts import can_ask, yes_no
@@ -76,9 +84,8 @@ def _check_options(cls: Any, options: dict[str, Any], parameter: str) -> None:
     check_requirements(cls, f"The {kind} {getattr(cls, 'name', cls.__name__)!r}")
     try:
         inspect.signature(cls).bind_partial(**options)
-        check = getattr(cls, "check_options", None)
-        if callable(check):
-            check(options)
+        if isinstance(cls, ChecksOptions):
+            cls.check_options(options)
     except TypeError as exc:
         raise ValueError(f"`{parameter}` {options!r} do not fit {cls.__name__}: {exc}") from None
     except ValueError:  # signature not inspectable: let the class decide
@@ -368,39 +375,52 @@ class ParallelMap:
         return cls(**self.store_options)
 
     def _resolve_backend(self, backend: Any) -> Any:
-        """Return what to start later: "auto", a class, or an executor instance."""
+        """Return what to start later: an executor class, or the user's executor instance.
+
+        ``"auto"`` is decided here, at construction, by the ``acme_auto_backend``
+        hook (a site plugin's choice, else a running dask client, else a local
+        cluster), so its options are checked before anything starts too.
+        """
+        self._preset_options: dict[str, Any] = {}
         if isinstance(backend, str):
             if backend == "auto":
-                return backend
+                choice = auto_backend()
+                backend, self._preset_options = choice.backend, choice.options
+                if choice.builtin:
+                    log.debug("backend='auto' chose %r", backend)
+                else:
+                    log.info("backend='auto': a site plugin chose %r (plugin %r)", backend,
+                             choice.plugin)
             cls = lookup("backend", backend, list_backends(), "backend")
         elif isinstance(backend, type):
             cls = backend
-        elif callable(getattr(backend, "submit", None)):
+        elif isinstance(backend, Executor):
             if self.backend_options:
                 raise ValueError("`backend_options` cannot be applied to an executor instance")
             return backend
         else:
             raise TypeError(f"`backend` has to be 'auto', a backend name, an executor class or an "
                             f"executor, not {backend!r}")
-        options = {**_accepted(cls, self.cluster_keywords), **self.backend_options}
-        _check_options(cls, options, "backend_options")
+        _check_options(cls, self._executor_options(cls, self.cluster_keywords), "backend_options")
         return cls
 
+    def _executor_options(self, cls: type[Any], hints: dict[str, Any]) -> dict[str, Any]:
+        """What ``cls`` is created with: the hints it names, a preset's values, then the user's.
+
+        A site plugin's preset (``backend="auto"``) fills only what the user left
+        unset or ``"auto"``; ``backend_options`` always win.
+        """
+        options = _accepted(cls, hints)
+        for key, value in self._preset_options.items():
+            if options.get(key) in (None, "auto"):
+                options[key] = value
+        return {**options, **self.backend_options}
+
     def _check_main_guard(self) -> None:
-        """A local cluster from a script without the ``__main__`` guard: stop now."""
-        from acme_backends.dask_local import DaskLocalExecutor
-
+        """A backend starting local worker processes from a script without the guard: stop now."""
         spec = self._backend_spec
-        if spec == "auto":
-            from acme_backends.dask_client import current_client
-
-            if current_client() is not None:
-                return
-        elif not (isinstance(spec, type) and issubclass(spec, DaskLocalExecutor)):
-            return
-        from acme_core.clusters import check_main_guard
-
-        check_main_guard()
+        if isinstance(spec, type) and executor_info(spec).starts_local_processes:
+            check_main_guard()
 
     def _check_resumable(self, out: Path, n_calls: int) -> Manifest:
         if not Manifest.exists(out):
@@ -440,52 +460,33 @@ class ParallelMap:
         if self.executor is not None:
             return self.executor
         spec = self._backend_spec
-        if isinstance(spec, str):  # "auto"
-            from acme_backends.dask_client import DaskClientExecutor, current_client
-
-            client = current_client()
-            preset = auto_backend() if client is None else None
-            if client is not None:
-                log.info("Attaching to parallel computing client %s", client)
-                self.executor, self._owns_executor = DaskClientExecutor(client), False
-            elif preset is not None:
-                name, preset_options = preset
-                cls = lookup("backend", name, list_backends(), "backend")
-                log.info("backend='auto': a site plugin chose %r", name)
-                options = _accepted(cls, self._backend_hints())
-                for key, value in preset_options.items():  # what the user gave wins
-                    if options.get(key) in (None, "auto"):
-                        options[key] = value
-                self.executor = cls(**{**options, **self.backend_options})
-                self._owns_executor = owns_resources(self.executor)
-            else:
-                from acme_backends.dask_local import DaskLocalExecutor
-
-                options = {**_accepted(DaskLocalExecutor, self._backend_hints()),
-                           **self.backend_options}
-                self.executor, self._owns_executor = DaskLocalExecutor(**options), True
-        elif isinstance(spec, type):
-            options = {**_accepted(spec, self._backend_hints()), **self.backend_options}
-            self.executor = spec(**options)
-            self._owns_executor = owns_resources(self.executor)
+        if isinstance(spec, type):
+            self.executor = spec(**self._executor_options(spec, self._backend_hints()))
+            self._owns_executor = owns_resources(self.executor, created_here=True)
+            info = executor_info(spec)
         else:
             self.executor, self._owns_executor = spec, False
+            info = executor_info(type(spec))
         # The dashboard link, once per cluster: setups that start one announce it
         # themselves (``announces_dashboard``); for the others it is said here.
-        link = getattr(self.executor, "dashboard_link", None)
-        if link and not getattr(self.executor, "announces_dashboard", False):
-            log.info("Dask dashboard: %s", link)
+        if isinstance(self.executor, HasDashboard) and not info.announces_dashboard:
+            link = self.executor.dashboard_link
+            if link:
+                log.info("Dask dashboard: %s", link)
         return self.executor
 
     def _stop_executor(self) -> None:
-        if self.executor is None:
+        """Stop the executor as ``stop_client`` says ("auto": only what this run started)."""
+        executor = self.executor
+        if executor is None:
             return
         stop = self._owns_executor if self.stop_client == "auto" else self.stop_client
-        if stop:
-            try:
-                self.executor.shutdown()
-            finally:
-                self.executor = None
+        if not stop:
+            return
+        self.executor = None
+        if not self._owns_executor and isinstance(executor, StopsBorrowed):
+            executor.stop_borrowed()  # stop_client=True: also what the user brought
+        executor.shutdown()
 
     # ------------------------------------------------------------ context
     def __enter__(self) -> ParallelMap:
@@ -531,8 +532,11 @@ class ParallelMap:
             self._dryrun_discard()
             raise
         del args, kwargs
-        workers, source = dr.expected_workers(self.n_workers, self.backend_options,
-                                              self._backend_spec)
+        spec = self._backend_spec
+        options = {"n_workers": self.n_workers, **self.backend_options}
+        if isinstance(spec, type):
+            options.update(self._executor_options(spec, self.cluster_keywords))
+        workers, source = dr.expected_workers(options, spec)
         shared = sum(approx_size(v) for v in (*self.dist.shared.args.values(),
                                                   *self.dist.shared.kwargs.values()))
         self.dryrun_estimate = estimate = dr.Estimate(

@@ -1,10 +1,17 @@
-"""The plugin manager: discovery and the name -> class registries.
+"""The plugin manager: discovery, validation and the typed name -> plugin registries.
 
-The manager is built by :func:`get_plugin_manager` on first use, never at import
-time. Built-in plugins are registered through the same hooks as third-party
-ones; third-party plugins come from the ``acme`` entry-point group. A plugin that
-fails to import warns and is skipped, so one broken install cannot take the
-library down.
+The manager is built on first use, never at import time. Loading goes as tox
+does it: the built-in plugins (:data:`BUILTIN_PLUGINS`, registered through the
+same hooks as third-party ones), then the ``acme`` entry points minus the
+blocked ones, then :meth:`pluggy.PluginManager.check_pending`. Problems warn
+(:class:`~acme_core.errors.PluginWarning`) instead of raising, as xarray does, so
+one broken install cannot take the library down:
+
+* a plugin that fails to import, or whose registration hook raises, is skipped;
+* a hook implementation whose name is no acme hook (``acme_register_executor``)
+  is named, with the closest hook name;
+* a second plugin registering a name that is taken is ignored: the first one
+  keeps it (built-ins load first), and the warning names both distributions.
 
 Environment variables
 ---------------------
@@ -23,124 +30,258 @@ import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
-from typing import Any
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any, Generic, TypeVar
 
 import pluggy
 
 from acme_core import hookspecs
+from acme_core.errors import PluginWarning, UnknownPluginError
+from acme_core.hookspecs import Register
+
+__all__ = [
+    "AutoChoice",
+    "BUILTIN_PLUGINS",
+    "ENTRY_POINT_GROUP",
+    "PROJECT",
+    "Registered",
+    "Registries",
+    "Registry",
+    "auto_backend",
+    "autoload_disabled",
+    "blocked_plugins",
+    "did_you_mean",
+    "failed_plugins",
+    "get_plugin_manager",
+    "hookimpl",
+    "list_backends",
+    "list_cluster_setups",
+    "list_stores",
+    "lookup",
+    "registries",
+    "reset_plugins",
+]
 
 PROJECT = "acme"
 ENTRY_POINT_GROUP = "acme"
+#: the distribution the built-in plugins belong to
+BUILTIN_DISTRIBUTION = "acme-core"
 
 #: The marker plugin authors decorate their hook implementations with.
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
-# Modules registered before any entry point; they use the same hooks.
-BUILTIN_PLUGINS = ("acme_backends", "acme_storage", "acme_core.clusters")
+#: Modules registered before any entry point (llm's DEFAULT_PLUGINS, tox's internal
+#: plugins): the core knows its built-ins by module name only.
+BUILTIN_PLUGINS = ("acme_backends.plugin", "acme_storage.plugin")
+
+T = TypeVar("T")
 
 _lock = threading.Lock()
-_manager: pluggy.PluginManager | None = None
-_registries: Registries | None = None
+_state: _Loaded | None = None
 
 
-class PluginWarning(UserWarning):
-    """A plugin could not be loaded or registered and was skipped."""
+@dataclass(frozen=True)
+class Registered(Generic[T]):
+    """One registry entry: the object and who registered it."""
+
+    obj: T
+    #: the plugin's name in the manager (entry-point name, or module for built-ins)
+    plugin: str
+    #: the distribution that installed the plugin
+    distribution: str
+
+
+class Registry(Generic[T]):
+    """Name -> plugin object for one kind (executors, stores, cluster setups)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, Registered[T]] = {}
+
+    def register_for(self, plugin: str, distribution: str) -> Register[T]:
+        """The ``register`` callable handed to ``plugin``'s registration hook."""
+
+        def register(obj: T, /, name: str | None = None) -> None:
+            key = name or getattr(obj, "name", None) or getattr(obj, "__name__", None)
+            if not isinstance(key, str) or not key:
+                raise TypeError(f"cannot register {self.kind} {obj!r}: give it a `name` "
+                                "attribute or pass name=")
+            self._add(key, Registered(obj, plugin, distribution))
+
+        return register
+
+    def _add(self, key: str, entry: Registered[T]) -> None:
+        first = self._entries.get(key)
+        if first is None:
+            self._entries[key] = entry
+            return
+        if first.obj is entry.obj:
+            return  # the same object twice (a plugin listed under two entry points)
+        warnings.warn(
+            f"Two plugins register the {self.kind} {key!r}: {_describe(first)} and "
+            f"{_describe(entry)}. The first one is used; uninstall or block "
+            f"(ACME_BLOCK_PLUGINS={entry.plugin}) the other to silence this warning.",
+            PluginWarning, stacklevel=4)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def get(self, name: str) -> T:
+        """The object registered as ``name`` (KeyError when there is none)."""
+        return self._entries[name].obj
+
+    def entry(self, name: str) -> Registered[T]:
+        """Who registered ``name``."""
+        return self._entries[name]
+
+    def as_dict(self) -> dict[str, T]:
+        """Name -> object, sorted by name."""
+        return {name: self._entries[name].obj for name in sorted(self._entries)}
+
+
+def _describe(entry: Registered[Any]) -> str:
+    obj = entry.obj
+    where = f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
+    return f"{where} (plugin {entry.plugin!r} of distribution {entry.distribution!r})"
 
 
 @dataclass
 class Registries:
     """Everything registered through the hooks, by kind."""
 
-    executors: dict[str, Any] = field(default_factory=dict)
-    stores: dict[str, Any] = field(default_factory=dict)
-    cluster_setups: dict[str, Callable[..., Any]] = field(default_factory=dict)
-    #: entry-point name -> error text for plugins that failed to load
+    executors: Registry[type[Any]] = field(default_factory=lambda: Registry("backend"))
+    stores: Registry[type[Any]] = field(default_factory=lambda: Registry("store"))
+    cluster_setups: Registry[Callable[..., Any]] = field(
+        default_factory=lambda: Registry("cluster setup"))
+    #: plugin name -> error text for plugins that failed to load or register
     failed: dict[str, str] = field(default_factory=dict)
 
 
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+@dataclass
+class _Loaded:
+    manager: pluggy.PluginManager
+    registries: Registries
 
 
-def _blocked() -> set[str]:
+def autoload_disabled() -> bool:
+    """Whether ``ACME_DISABLE_PLUGIN_AUTOLOAD`` says not to load entry points."""
+    value = os.environ.get("ACME_DISABLE_PLUGIN_AUTOLOAD", "")
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def blocked_plugins() -> set[str]:
+    """The entry-point names ``ACME_BLOCK_PLUGINS`` blocks."""
     return {n.strip() for n in os.environ.get("ACME_BLOCK_PLUGINS", "").split(",") if n.strip()}
 
 
-def _new_manager(failed: dict[str, str]) -> pluggy.PluginManager:
-    pm = pluggy.PluginManager(PROJECT)
-    pm.add_hookspecs(hookspecs)
-    for modname in BUILTIN_PLUGINS:
-        pm.register(importlib.import_module(modname), name=modname)
-    if _truthy(os.environ.get("ACME_DISABLE_PLUGIN_AUTOLOAD")):
-        return pm
-    blocked = _blocked()
+def _warn_skipped(name: str, what: str, exc: BaseException, failed: dict[str, str]) -> None:
+    failed[name] = f"{type(exc).__name__}: {exc}"
+    warnings.warn(f"acme plugin {name!r} {what} and is skipped: {type(exc).__name__}: {exc}",
+                  PluginWarning, stacklevel=4)
+
+
+def _load_entry_points(pm: pluggy.PluginManager, failed: dict[str, str]) -> dict[str, str]:
+    """Register every unblocked ``acme`` entry point; return plugin -> distribution."""
+    distributions: dict[str, str] = {}
+    blocked = blocked_plugins()
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if ep.name in blocked:
             pm.set_blocked(ep.name)
             continue
         try:
-            plugin = ep.load()
-            pm.register(plugin, name=ep.name)
+            pm.register(ep.load(), name=ep.name)
         except Exception as exc:  # a broken plugin must not break everything else
-            failed[ep.name] = f"{type(exc).__name__}: {exc}"
+            _warn_skipped(ep.name, f"({ep.value}) failed to load", exc, failed)
+            continue
+        distributions[ep.name] = _distribution_name(ep)
+    return distributions
+
+
+def _distribution_name(ep: EntryPoint) -> str:
+    dist = ep.dist
+    return dist.name if dist is not None else "unknown distribution"
+
+
+def _check_hooks(pm: pluggy.PluginManager) -> None:
+    """``check_pending()``, turned into one warning per misspelt hook implementation.
+
+    pluggy raises for the first unknown hook only; every plugin with one is named
+    here, with the closest hook name. The implementation is never called.
+    """
+    try:
+        pm.check_pending()
+        return
+    except pluggy.PluginValidationError:
+        pass
+    known = sorted(name for name in dir(hookspecs) if name.startswith("acme_"))
+    for hook_name, caller in sorted(vars(pm.hook).items()):
+        if not isinstance(caller, pluggy.HookCaller) or caller.has_spec():
+            continue
+        for impl in caller.get_hookimpls():
+            if impl.hookimpl_config.optionalhook:
+                continue
             warnings.warn(
-                f"acme plugin {ep.name!r} ({ep.value}) failed to load and is skipped: "
-                f"{type(exc).__name__}: {exc}",
-                PluginWarning,
-                stacklevel=2,
-            )
-    return pm
+                f"acme plugin {impl.plugin_name!r} implements {hook_name!r}, which is not an "
+                f"acme hook, so it is never called.{did_you_mean(hook_name, known)} "
+                f"The hooks are {known}.", PluginWarning, stacklevel=3)
 
 
-def _collect(pm: pluggy.PluginManager, failed: dict[str, str]) -> Registries:
+def _collect(pm: pluggy.PluginManager, distributions: dict[str, str],
+             failed: dict[str, str]) -> Registries:
+    """Call every registration hook, one implementation at a time.
+
+    Calling ``pm.hook.<name>(register=...)`` would stop at the first plugin that
+    raises; calling each implementation on its own lets a broken plugin be
+    skipped (and named) while the others still register. Built-ins come first.
+    """
     reg = Registries(failed=failed)
-
-    def make_register(target: dict[str, Any], kind: str) -> Callable[..., None]:
-        def register(obj: Any, name: str | None = None) -> None:
-            key = name or getattr(obj, "name", None) or getattr(obj, "__name__", None)
-            if not isinstance(key, str) or not key:
-                raise TypeError(f"cannot register {kind} {obj!r}: give it a `name` attribute or pass name=")
-            target[key] = obj
-
-        return register
-
-    # Hooks run last-registered-first; reversing makes later plugins override built-ins.
-    hooks = (
-        (pm.hook.acme_register_executors, reg.executors, "executor"),
-        (pm.hook.acme_register_stores, reg.stores, "store"),
-        (pm.hook.acme_register_cluster_setups, reg.cluster_setups, "cluster setup"),
+    hooks: tuple[tuple[pluggy.HookCaller, Registry[Any]], ...] = (
+        (pm.hook.acme_register_executors, reg.executors),
+        (pm.hook.acme_register_stores, reg.stores),
+        (pm.hook.acme_register_cluster_setups, reg.cluster_setups),
     )
-    for hook, target, kind in hooks:
-        for impl in reversed(hook.get_hookimpls()):
+    order = {name: i for i, name in enumerate(distributions)}
+    for hook, registry in hooks:
+        impls = sorted(hook.get_hookimpls(), key=lambda impl: order.get(impl.plugin_name, 0))
+        for impl in impls:
+            distribution = distributions.get(impl.plugin_name, BUILTIN_DISTRIBUTION)
             try:
-                impl.function(register=make_register(target, kind))
+                impl.function(register=registry.register_for(impl.plugin_name, distribution))
             except Exception as exc:
-                failed[impl.plugin_name] = f"{type(exc).__name__}: {exc}"
-                warnings.warn(
-                    f"acme plugin {impl.plugin_name!r} failed to register its {kind}s and is "
-                    f"skipped: {type(exc).__name__}: {exc}",
-                    PluginWarning,
-                    stacklevel=2,
-                )
+                _warn_skipped(impl.plugin_name, f"failed to register its {registry.kind}s", exc,
+                              failed)
     return reg
+
+
+def _build() -> _Loaded:
+    failed: dict[str, str] = {}
+    pm = pluggy.PluginManager(PROJECT)
+    pm.add_hookspecs(hookspecs)
+    distributions = {name: BUILTIN_DISTRIBUTION for name in BUILTIN_PLUGINS}
+    for modname in BUILTIN_PLUGINS:
+        pm.register(importlib.import_module(modname), name=modname)
+    if not autoload_disabled():
+        distributions.update(_load_entry_points(pm, failed))
+    _check_hooks(pm)
+    return _Loaded(pm, _collect(pm, distributions, failed))
+
+
+def _loaded() -> _Loaded:
+    global _state
+    with _lock:
+        if _state is None:
+            _state = _build()
+        return _state
 
 
 def get_plugin_manager() -> pluggy.PluginManager:
     """Return the process-wide plugin manager, building it on first use."""
-    _load()
-    assert _manager is not None
-    return _manager
+    return _loaded().manager
 
 
-def _load() -> Registries:
-    global _manager, _registries
-    with _lock:
-        if _registries is None:
-            failed: dict[str, str] = {}
-            _manager = _new_manager(failed)
-            _registries = _collect(_manager, failed)
-        return _registries
+def registries() -> Registries:
+    """Everything the installed plugins registered (loading them on first use)."""
+    return _loaded().registries
 
 
 def reset_plugins() -> None:
@@ -148,39 +289,66 @@ def reset_plugins() -> None:
 
     Useful after installing a plugin into a running interpreter, and in tests.
     """
-    global _manager, _registries
+    global _state
     with _lock:
-        _manager = None
-        _registries = None
+        _state = None
 
 
-def list_backends() -> dict[str, Any]:
+def list_backends() -> dict[str, type[Any]]:
     """Return a name -> class mapping of every installed executor backend."""
-    return dict(sorted(_load().executors.items()))
+    return registries().executors.as_dict()
 
 
-def list_stores() -> dict[str, Any]:
+def list_stores() -> dict[str, type[Any]]:
     """Return a name -> class mapping of every installed result store."""
-    return dict(sorted(_load().stores.items()))
+    return registries().stores.as_dict()
 
 
 def list_cluster_setups() -> dict[str, Callable[..., Any]]:
     """Return a name -> function mapping of every installed cluster setup."""
-    return dict(sorted(_load().cluster_setups.items()))
+    return registries().cluster_setups.as_dict()
 
 
-def auto_backend() -> tuple[str, dict[str, Any]] | None:
-    """What the installed plugins choose for ``backend="auto"`` (None: a local cluster)."""
-    choice = get_plugin_manager().hook.acme_auto_backend()
-    if choice is None:
-        return None
-    name, options = choice
-    return str(name), dict(options or {})
+@dataclass(frozen=True)
+class AutoChoice:
+    """What ``backend="auto"`` means here and now, and which plugin said so."""
+
+    backend: str
+    options: dict[str, Any]
+    plugin: str
+
+    @property
+    def builtin(self) -> bool:
+        """Whether acme-core's own fallback answered (no site plugin did)."""
+        return self.plugin in BUILTIN_PLUGINS
+
+
+def auto_backend() -> AutoChoice:
+    """Ask the ``acme_auto_backend`` implementations, in pluggy's order, for the backend.
+
+    Each implementation is called on its own (as the registration hooks are), so a
+    site plugin whose hook raises is named in a warning and skipped.
+    """
+    hook = get_plugin_manager().hook.acme_auto_backend
+    for impl in reversed(hook.get_hookimpls()):  # pluggy calls the last registered first
+        try:
+            answer = impl.function()
+        except Exception as exc:
+            warnings.warn(f"acme plugin {impl.plugin_name!r} failed to choose a backend for "
+                          f"backend='auto' and is skipped: {type(exc).__name__}: {exc}",
+                          PluginWarning, stacklevel=2)
+            continue
+        if answer is not None:
+            name, options = answer
+            return AutoChoice(str(name), dict(options or {}), impl.plugin_name)
+    raise UnknownPluginError("No installed plugin chooses a backend for backend='auto' "
+                             "(the built-in acme_backends plugin is blocked or missing); "
+                             "pass a backend name")
 
 
 def failed_plugins() -> dict[str, str]:
-    """Return entry-point name -> error for plugins that failed to load."""
-    return dict(_load().failed)
+    """Return plugin name -> error for plugins that failed to load or register."""
+    return dict(registries().failed)
 
 
 def did_you_mean(word: str, possibilities: list[str]) -> str:
@@ -189,13 +357,13 @@ def did_you_mean(word: str, possibilities: list[str]) -> str:
     return f" Did you mean {close[0]!r}?" if close else ""
 
 
-def lookup(kind: str, name: str, available: dict[str, Any], parameter: str) -> Any:
-    """Return ``available[name]`` or raise a ValueError that lists what exists."""
+def lookup(kind: str, name: str, available: dict[str, T], parameter: str) -> T:
+    """Return ``available[name]`` or raise an UnknownPluginError that lists what exists."""
     try:
         return available[name]
     except KeyError:
         names = sorted(available)
-        raise ValueError(
+        raise UnknownPluginError(
             f"`{parameter}` has to be one of the installed {kind}s {names}, not {name!r}."
             f"{did_you_mean(name, names)}"
         ) from None

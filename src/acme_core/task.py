@@ -18,20 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from acme_core.errors import RemoteCallError
+
 #: keyword through which a function that declares it learns its call index
 TASK_ID = "taskID"
-
-
-class RemoteCallError(Exception):
-    """Stands in for a call's exception that could not be sent back (not picklable)."""
-
-    def __init__(self, type_name: str, message: str) -> None:
-        super().__init__(f"{type_name}: {message}")
-        self.type_name = type_name
-        self.message = message
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (RemoteCallError, (self.type_name, self.message))
 
 
 @dataclass

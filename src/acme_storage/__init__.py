@@ -1,26 +1,9 @@
 """Result-store plugins shipped with acme-core.
 
-They register through :func:`acme_register_stores`, the same hook third-party
-store plugins implement. Heavy imports (h5py, zarr) happen inside the store
-modules' methods, so listing the stores costs nothing.
+They register through :func:`~acme_core.hookspecs.acme_register_stores` in
+:mod:`acme_storage.plugin`, the same hook third-party store plugins implement.
 """
 
 from __future__ import annotations
 
-from acme_core.hookspecs import Register
-from acme_core.plugins import hookimpl
-
-
-@hookimpl
-def acme_register_stores(register: Register) -> None:
-    from acme_storage.hdf5 import HDF5Store
-    from acme_storage.hdf5_single import HDF5SingleStore
-    from acme_storage.memory import MemoryStore
-    from acme_storage.pickled import PickleStore
-    from acme_storage.zarr_store import ZarrStore
-
-    register(HDF5Store)
-    register(PickleStore)
-    register(MemoryStore)
-    register(HDF5SingleStore)
-    register(ZarrStore)
+__all__: list[str] = []

@@ -174,8 +174,20 @@ def _f(x, y, z=3):
 def test_auto_backend_is_slurm_only_on_esi_hosts(monkeypatch):
     from acme_esi import partitions, plugin
 
+    monkeypatch.setattr("acme_backends.dask_client.current_client", lambda: None)
     monkeypatch.setattr(partitions, "is_esi_host", lambda: False)
     assert plugin.acme_auto_backend() is None  # elsewhere acme-core runs locally
     # this machine is not an ESI host, so the host test is replaced: the answer itself is real
     monkeypatch.setattr(partitions, "is_esi_host", lambda: True)
     assert plugin.acme_auto_backend() == ("slurm", {"partition": "8GBXS"})
+
+
+def test_auto_backend_attaches_to_a_running_client_on_esi_hosts(monkeypatch):
+    from distributed import Client, LocalCluster
+
+    from acme_esi import partitions, plugin
+
+    monkeypatch.setattr(partitions, "is_esi_host", lambda: True)
+    with LocalCluster(n_workers=1, processes=False, dashboard_address="127.0.0.1:0") as cluster, \
+            Client(cluster):
+        assert plugin.acme_auto_backend() is None  # ACME attaches to the running client

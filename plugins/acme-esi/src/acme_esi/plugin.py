@@ -16,11 +16,14 @@ def acme_register_cluster_setups(register) -> None:
 def acme_auto_backend():
     """On ESI's own machines, ``backend="auto"`` means SLURM in ESI's default partition.
 
-    Anywhere else (a laptop, a CI runner, another cluster with ``sbatch``) the
-    plugin stays silent and acme-core runs locally.
+    Anywhere else (a laptop, a CI runner, another cluster with ``sbatch``), and
+    when a dask client is already running (ACME attaches to it), the plugin stays
+    silent and acme-core's own choice applies.
     """
+    from acme_backends.dask_client import current_client
+
     from acme_esi.partitions import is_esi_host
 
-    if not is_esi_host():
+    if not is_esi_host() or current_client() is not None:
         return None
     return ("slurm", {"partition": "8GBXS"})

@@ -1,25 +1,8 @@
-"""Conformance tests for executor and store plugins (ours and third parties').
-
-Subclass in your own test suite and say what to test; pytest collects the
-inherited tests::
-
-    from acme_core.testing import ExecutorTests, StoreTests
-
-    class TestMyExecutor(ExecutorTests):
-        def make_executor(self):
-            return MyExecutor(workers=2)
-
-    class TestMyStore(StoreTests):
-        store_cls = MyStore
-
-The classes need pytest (they use its ``tmp_path`` fixture); importing this
-module does not.
-"""
+"""The conformance tests every result store passes (ours and third parties')."""
 
 from __future__ import annotations
 
 import pickle
-import threading
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -27,85 +10,6 @@ import numpy as np
 
 from acme_core.fileio import is_partial
 from acme_core.store import RunInfo
-
-
-def _square(x: int) -> int:
-    return x * x
-
-
-def _fail(x: int) -> int:
-    raise ValueError(f"bad input {x}")
-
-
-def _add(x: int, y: int, z: int = 3) -> int:
-    return (x + y) * z
-
-
-class ExecutorTests:
-    """Tests every executor must pass. Implement :meth:`make_executor`.
-
-    One executor is shared by the tests of a class (starting a cluster is slow)
-    and shut down after the last of them; the context-manager test makes its own.
-    """
-
-    _shared: ClassVar[Any] = None
-
-    def make_executor(self) -> Any:
-        raise NotImplementedError("subclasses return a fresh executor here")
-
-    @property
-    def executor(self) -> Any:
-        cls = type(self)
-        if cls._shared is None:
-            cls._shared = self.make_executor()
-        return cls._shared
-
-    @classmethod
-    def teardown_class(cls) -> None:
-        if cls._shared is not None:
-            cls._shared.shutdown()
-            cls._shared = None
-
-    def test_has_name(self) -> None:
-        assert isinstance(self.executor.name, str) and self.executor.name
-
-    def test_submit_returns_result(self) -> None:
-        assert self.executor.submit(_square, 7).result(timeout=60) == 49
-
-    def test_submit_propagates_exception(self) -> None:
-        import pytest
-
-        future = self.executor.submit(_fail, 3)
-        with pytest.raises(ValueError, match="bad input 3"):
-            future.result(timeout=60)
-
-    def test_done_callback_fires(self) -> None:
-        fired = threading.Event()
-        future = self.executor.submit(_square, 2)
-        future.add_done_callback(lambda f: fired.set())
-        assert fired.wait(60)
-        assert future.done()
-
-    def test_identical_submissions_each_run(self) -> None:
-        futures = [self.executor.submit(_square, 3) for _ in range(4)]
-        assert len({id(f) for f in futures}) == 4
-        assert [f.result(timeout=60) for f in futures] == [9, 9, 9, 9]
-
-    def test_map_keeps_order(self) -> None:
-        assert list(self.executor.map(_square, range(6))) == [0, 1, 4, 9, 16, 25]
-
-    def test_runs_parallel_map(self) -> None:
-        from acme_core import ParallelMap
-
-        with ParallelMap(_add, [2, 4, 6, 8], 4, write_worker_results=False,
-                         backend=self.executor, progress=False) as pmap:
-            assert pmap.compute() == [18, 24, 30, 36]
-        # an executor the caller brought survives the run (stop_client="auto")
-        assert self.executor.submit(_square, 5).result(timeout=60) == 25
-
-    def test_context_manager_shuts_down(self) -> None:
-        with self.make_executor() as ex:
-            assert ex.submit(_square, 3).result(timeout=60) == 9
 
 
 class StoreTests:
