@@ -134,7 +134,7 @@ def test_ctrl_c_keeps_finished_results_and_resume_finishes(tmp_path):
 
 def test_soak_script_prints_lost_0(tmp_path):
     """A short run of benchmarks/soak_kill_workers.py: workers SIGKILLed every second."""
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "soak_kill_workers.py"
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "soak_kill_workers.py"
     out = subprocess.run([sys.executable, str(script), "--calls", "400", "--every", "1",
                           "--seconds", "0.02", "--output-dir", str(tmp_path / "run")],
                          capture_output=True, text=True, timeout=300, cwd=tmp_path)

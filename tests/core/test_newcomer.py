@@ -16,7 +16,7 @@ from pathlib import Path
 
 from script_runner import run_script
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WALKTHROUGH = ROOT / "examples" / "walkthrough.py"
 
 
