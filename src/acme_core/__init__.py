@@ -15,19 +15,14 @@ exception hooks) and imports neither dask nor h5py nor any backend or store:
 from __future__ import annotations
 
 from collections.abc import Callable
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
+from acme_core._version import __version__
 from acme_core.clients import ACME_SETUP_NAMES, cluster_cleanup, cluster_setup
 from acme_core.errors import AcmeError, MissingDependencyError, ParallelMapError
 from acme_core.parallel_map import ParallelMap
 from acme_core.plugins import hookimpl, list_backends, list_cluster_setups, list_stores
 from acme_core.results import open_results
-
-try:
-    __version__ = version("acme-core")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0+unknown"
 
 if TYPE_CHECKING:  # what the registry gives back, for type checkers and IDEs
     local_cluster_setup: Callable[..., Any]

@@ -24,8 +24,10 @@ measured time errs on the long side.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
+import random
 import threading
 import time
 import tracemalloc
@@ -33,7 +35,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from acme_core._format import format_bytes, format_duration
 from acme_core.arguments import approx_size
+from acme_core.errors import ArgumentTypeError
+
+log = logging.getLogger("acme")
 
 #: memory a dask worker process needs before it runs anything (interpreter, dask, numpy)
 WORKER_BASELINE = 250 * 10**6
@@ -130,8 +136,8 @@ def validate(value: Any) -> bool | str:
     """Check ``dryrun``: ``True``, ``False`` or ``"stop"``."""
     if isinstance(value, bool) or value == STOP:
         return value
-    raise TypeError(f"`dryrun` has to be `True` or `False`, not {value} (or {STOP!r}: run one "
-                    "call, report the estimate and stop)")
+    raise ArgumentTypeError(f"`dryrun` has to be `True` or `False`, not {value} (or {STOP!r}: "
+                            "run one call, report the estimate and stop)", parameter="dryrun")
 
 
 def measure(func: Callable[..., Any], args: list[Any], kwargs: dict[str, Any],
@@ -219,28 +225,54 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-def format_bytes(n: float) -> str:
-    """``1234567`` -> ``"1.2 MB"`` (decimal units, like dask's memory specifications)."""
-    for unit, size in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{int(n)} B"
+def dry_run(func: Callable[..., Any], dist: Any, todo: list[int], func_name: str,
+            workers: tuple[int, str], in_memory: bool) -> Estimate:
+    """Run one randomly chosen call of ``todo`` here, log its report, return the estimate.
+
+    ``dist`` is the run's :class:`~acme_core.arguments.Distribution`; ``workers`` what
+    :func:`expected_workers` said. The call's exception propagates untouched.
+    """
+    from acme_core.task import assemble
+
+    task_id = random.choice(todo)
+    log.info("Performing a single dry-run of %s simulating randomly picked worker #%d with "
+             "automatically distributed arguments", func_name, task_id)
+    args, kwargs = assemble(dist.n_args, dist.shared, dist.call(task_id), dist.pass_task_id)
+    try:
+        measured = measure(func, args, kwargs, task_id)
+    except BaseException:
+        log.error("The dry-run call #%d of %s failed (traceback below)", task_id, func_name)
+        raise
+    del args, kwargs
+    shared = sum(approx_size(v) for v in (*dist.shared.args.values(),
+                                          *dist.shared.kwargs.values()))
+    count, source = workers
+    estimate = Estimate(
+        measurement=measured, func_name=func_name, n_calls=len(todo), workers=count,
+        workers_source=source, total_seconds=len(todo) * measured.seconds / count,
+        shared_bytes=shared, mem_per_worker=suggest_mem_per_worker(measured.peak, shared),
+        results_bytes=len(todo) * measured.result_bytes, in_memory=in_memory)
+    unit, value = ("GB", measured.peak / 1e9) if measured.peak > 1e9 else \
+        ("MB", measured.peak / 1e6)
+    log.info("Dry-run completed. Elapsed time is %f seconds, estimated memory consumption "
+             "was %3.2f %s.", measured.seconds, value, unit)
+    for line in estimate.report().splitlines():
+        log.info("%s", line)
+    return estimate
 
 
-def format_duration(seconds: float) -> str:
-    """``0.0123`` -> ``"12.3 ms"``, ``75`` -> ``"1 min 15 s"``, ``7300`` -> ``"2 h 1 min"``."""
-    if seconds < 1:
-        return f"{seconds * 1000:.1f} ms"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(round(seconds), 60)
-    if minutes < 60:
-        return f"{minutes} min {secs} s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours} h {minutes} min"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h"
+def go_on_after(estimate: Estimate, mode: bool | str, interactive: bool) -> bool:
+    """Whether the run goes on after the dry run: ``"stop"`` stops, a person is asked."""
+    from acme_core.prompts import yes_no
+
+    if mode == STOP:
+        log.info("dryrun=%r: stopping after the dry run; compute() will do nothing", STOP)
+        return False
+    if interactive:
+        return yes_no(estimate.question(), default=True)
+    log.info("Nobody to ask (not interactive): continuing. Pass dryrun=%r to stop after the "
+             "dry run instead", STOP)
+    return True
 
 
 def expected_workers(options: dict[str, Any], backend: Any) -> tuple[int, str]:

@@ -14,6 +14,7 @@ The tree::
     │   └── MissingDependencyError (ImportError)  its optional dependency is missing
     ├── MainGuardError (RuntimeError)       worker processes from a script without
     │                                       ``if __name__ == "__main__":``
+    ├── UsageError (RuntimeError)           an object used in a state that does not allow it
     ├── RunDirectoryError (OSError)         a run directory cannot be created, read or used
     │   └── NoRunError                          the path holds no acme-core run
     └── SchedulerError (RuntimeError)       a batch scheduler's command failed or is missing
@@ -49,6 +50,7 @@ __all__ = [
     "RunDirectoryError",
     "SchedulerError",
     "UnknownPluginError",
+    "UsageError",
     "check_requirements",
     "require",
 ]
@@ -140,6 +142,10 @@ class MissingDependencyError(PluginError, ImportError):
 
 class MainGuardError(AcmeError, RuntimeError):
     """Worker processes were about to start while Python was importing the user's script."""
+
+
+class UsageError(AcmeError, RuntimeError):
+    """An object was used in a state that does not allow it (e.g. a ParallelMap running)."""
 
 
 class RunDirectoryError(AcmeError, OSError):

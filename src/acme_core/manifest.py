@@ -67,7 +67,7 @@ class Manifest:
     @classmethod
     def new(cls, run_dir: str | os.PathLike[str], *, func_name: str, n_calls: int, store: str,
             **extra: Any) -> Manifest:
-        from acme_core import __version__
+        from acme_core._version import __version__
 
         now = datetime.now().isoformat(timespec="seconds")
         data = {"format": FORMAT_VERSION, "acme_core": __version__, "func_name": func_name,

@@ -15,7 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-import acme_core.parallel_map as pm_module
+import acme_core._options as options_module
+import acme_core.dryrun as dryrun_module
+import acme_core.prompts as prompts_module
 from acme_core import ParallelMap, ParallelMapError, open_results
 from acme_core.dryrun import (
     approx_size,
@@ -169,8 +171,8 @@ def test_dryrun_asks_when_interactive(in_tmp, monkeypatch, acme_logs):
         questions.append((question, default))
         return next(answers)
 
-    monkeypatch.setattr(pm_module, "can_ask", lambda: True)
-    monkeypatch.setattr(pm_module, "yes_no", answer)
+    monkeypatch.setattr(options_module, "can_ask", lambda: True)
+    monkeypatch.setattr(prompts_module, "yes_no", answer)
     # declined: no run, no files; entering the context later recreates nothing
     with ParallelMap(nap, [1, 2, 3], n_workers=3, dryrun=True, progress=False) as pmap:
         assert pmap.compute() is None
@@ -198,7 +200,7 @@ def test_dryrun_measures_memory(in_tmp, acme_logs):
 
 
 def test_dryrun_failing_call_raises_and_leaves_nothing(in_tmp, acme_logs, monkeypatch):
-    monkeypatch.setattr(pm_module.random, "choice", lambda todo: 2)
+    monkeypatch.setattr(dryrun_module.random, "choice", lambda todo: 2)
     with pytest.raises(ValueError, match="two"):
         ParallelMap(fails_on_two, [0, 1, 2, 3], dryrun=True)
     assert os.listdir(in_tmp) == []

@@ -56,7 +56,7 @@ def test_progress_false_and_auto_without_a_terminal_show_nothing(in_tmp, client,
 
 
 def test_auto_shows_the_bar_on_a_terminal(in_tmp, client, capsys, monkeypatch):
-    import acme_core.parallel_map as pm
+    import acme_core._progress as pm
 
     monkeypatch.setattr(pm, "_stderr_is_terminal", lambda: True)
     with ParallelMap(plus_one, list(range(5)), write_worker_results=False) as pmap:

@@ -84,7 +84,7 @@ class ExecutorTests:
         assert [f.result(timeout=60) for f in futures] == [9, 9, 9, 9]
 
     def test_runs_parallel_map(self, executor: Any) -> None:
-        from acme_core import ParallelMap
+        from acme_core.parallel_map import ParallelMap
 
         with ParallelMap(_add, [2, 4, 6, 8], 4, write_worker_results=False,
                          backend=executor, progress=False) as pmap:
