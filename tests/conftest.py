@@ -31,11 +31,21 @@ def in_tmp(tmp_path, monkeypatch):
     return tmp_path
 
 
+def _pip_install(tmp_path_factory, name: str) -> Path:
+    target = tmp_path_factory.mktemp(f"{name}-site")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                    "--no-build-isolation", "--target", str(target), str(HERE / "data" / name)],
+                   check=True)
+    return target
+
+
 @pytest.fixture(scope="session")
 def toy_plugin_path(tmp_path_factory) -> Path:
     """The toy third-party plugin distribution, really pip-installed into a scratch dir."""
-    target = tmp_path_factory.mktemp("toy-plugin-site")
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-                    "--no-build-isolation", "--target", str(target),
-                    str(HERE / "data" / "toy-plugin")], check=True)
-    return target
+    return _pip_install(tmp_path_factory, "toy-plugin")
+
+
+@pytest.fixture(scope="session")
+def rival_plugin_path(tmp_path_factory) -> Path:
+    """A distribution of plugins with mistakes (a misspelt hook, names already taken)."""
+    return _pip_install(tmp_path_factory, "rival-plugin")

@@ -218,7 +218,7 @@ def _check_hooks(pm: pluggy.PluginManager) -> None:
         if not isinstance(caller, pluggy.HookCaller) or caller.has_spec():
             continue
         for impl in caller.get_hookimpls():
-            if impl.hookimpl_config.optionalhook:
+            if impl.optionalhook:
                 continue
             warnings.warn(
                 f"acme plugin {impl.plugin_name!r} implements {hook_name!r}, which is not an "

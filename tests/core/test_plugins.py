@@ -99,11 +99,11 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def _run_with_plugin(tmp_path, toy_plugin_path, **env):
+def _run_with_plugin(tmp_path, *plugin_paths, **env):
     script = tmp_path / "use_plugin.py"
     script.write_text(SCRIPT)
     full_env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(toy_plugin_path), os.environ.get("PYTHONPATH", "")]), **env}
+        [*map(str, plugin_paths), os.environ.get("PYTHONPATH", "")]), **env}
     for key in ("ACME_DISABLE_PLUGIN_AUTOLOAD", "ACME_BLOCK_PLUGINS"):
         if key not in env:
             full_env.pop(key, None)
@@ -143,6 +143,50 @@ def test_disable_autoload_keeps_builtins(tmp_path, toy_plugin_path):
     assert "toy-json" not in result["stores"]
     assert {"hdf5", "pickle", "memory"} <= set(result["stores"])
     assert {"dask-local", "dask"} <= set(result["backends"])
+
+
+def test_misspelt_hook_warns_with_the_closest_name(tmp_path, toy_plugin_path,
+                                                   rival_plugin_path):
+    result = _run_with_plugin(tmp_path, toy_plugin_path, rival_plugin_path,
+                              ACME_BLOCK_PLUGINS="shadow")
+    said = [w for w in result["warnings"] if "acme_register_executor'" in w]
+    assert len(said) == 1, result["warnings"]
+    assert "'misspelt'" in said[0] and "is not an acme hook" in said[0]
+    assert "Did you mean 'acme_register_executors'?" in said[0]
+    assert "never-registered" not in result["backends"]
+    assert result["values"] == [18, 24, 30, 36]  # everything else still works
+
+
+def test_duplicate_names_warn_naming_both_distributions_and_the_first_wins(
+        tmp_path, toy_plugin_path, rival_plugin_path):
+    result = _run_with_plugin(tmp_path, toy_plugin_path, rival_plugin_path,
+                              ACME_BLOCK_PLUGINS="misspelt")
+    store = [w for w in result["warnings"] if "the store 'hdf5'" in w]
+    backend = [w for w in result["warnings"] if "the backend 'toy-threads'" in w]
+    assert len(store) == 1 and len(backend) == 1, result["warnings"]
+    assert "distribution 'acme-core'" in store[0]
+    assert "distribution 'toy-acme-rivals'" in store[0] and "ShadowStore" in store[0]
+    assert "distribution 'toy-acme-plugin'" in backend[0]
+    assert "ACME_BLOCK_PLUGINS=shadow" in store[0]
+    # the first one keeps the name: the run used the toy plugin's threads, not the rival's
+    assert result["values"] == [18, 24, 30, 36]
+
+
+def test_lookup_names_the_registered_object(tmp_path, toy_plugin_path, rival_plugin_path):
+    code = textwrap.dedent("""
+        import warnings
+        warnings.simplefilter("ignore")
+        from acme_core.plugins import registries
+        entry = registries().stores.entry("hdf5")
+        print(entry.distribution, entry.plugin, entry.obj.__module__)
+    """)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(toy_plugin_path),
+                                                         str(rival_plugin_path)])}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["acme-core", "acme_storage.plugin", out.stdout.split()[2]]
+    assert out.stdout.split()[2].startswith("acme_storage.")
 
 
 def test_plugin_class_and_instance_can_be_passed_directly(in_tmp):

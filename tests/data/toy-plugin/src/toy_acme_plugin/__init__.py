@@ -42,6 +42,14 @@ class JSONStore(BaseStore):
     def writer(self):
         return JSONWriter(str(self.run.output_dir), self.run.func_name)
 
+    def existing(self):
+        found = {}
+        for i in range(self.run.n_calls):
+            path = Path(self.run.output_dir) / f"{self.run.func_name}_{i}.json"
+            if path.is_file():
+                found[i] = str(path)
+        return found
+
     @classmethod
     def read(cls, run_dir, manifest):
         out = []
