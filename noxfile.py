@@ -1,9 +1,13 @@
-"""Developer sessions: ``nox -s tests`` (the whole suite), ``lint``, ``typecheck``, ``docs``.
+"""Developer sessions: ``nox -s schedulers tests`` (the whole suite), ``lint``, ``typecheck``, ``docs``.
 
-``tests`` is the README's test command and what ``.ci/run`` calls. It installs
-the package with its test extras into a fresh virtual environment, starts the
-real schedulers the cluster tests need when a start script is present and we
-may (root on Debian, as in CI), and runs pytest.
+``schedulers tests`` is the README's test command and what ``.ci/run`` calls:
+
+* ``schedulers`` installs and starts the real single-node SLURM, Grid Engine and the
+  PBS shim the cluster tests run against (``.ci/schedulers/start-all.sh``; needs root
+  on Debian, as in CI; elsewhere it says why it cannot and the cluster tests skip);
+* ``tests`` installs acme-core with its test extras into a fresh virtual environment
+  and runs pytest. When ``schedulers`` started every scheduler, their tests are
+  required: they fail rather than skip.
 """
 
 from __future__ import annotations
@@ -13,11 +17,23 @@ from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["tests"]
+nox.options.sessions = ["schedulers", "tests"]
 nox.options.default_venv_backend = "venv"
 
 ROOT = Path(__file__).parent
-SCHEDULERS = ROOT / ".ci" / "start-schedulers.sh"
+START = ROOT / ".ci" / "schedulers" / "start-all.sh"
+#: written by start-all.sh: the schedulers it found up
+UP = Path(os.environ.get("ACME_CI_LOGS", "/tmp/acme-ci")) / "schedulers-up"
+
+
+@nox.session(python=False)
+def schedulers(session: nox.Session) -> None:
+    """Install and start SLURM, Grid Engine and the PBS shim (root on Debian only)."""
+    if os.environ.get("ACME_SKIP_SCHEDULERS"):
+        session.skip("ACME_SKIP_SCHEDULERS is set")
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        session.skip("starting the schedulers needs root (apt-get, daemons); their tests skip")
+    session.run("bash", str(START), *session.posargs, external=True)
 
 
 @nox.session
@@ -25,26 +41,22 @@ def tests(session: nox.Session) -> None:
     """Install acme-core with the test extras and run the whole suite."""
     session.install("-e", ".[test]", "-e", "./plugins/acme-esi")
     env = {}
-    if SCHEDULERS.exists() and hasattr(os, "geteuid") and os.geteuid() == 0 \
-            and not os.environ.get("ACME_SKIP_SCHEDULERS"):
-        # Real SLURM, SGE and the PBS shim for the cluster tests (apt installs on a fresh
-        # machine). Started here, they are required: their tests fail rather than skip.
-        session.run("bash", str(SCHEDULERS), external=True)
-        env["ACME_REQUIRE_SCHEDULERS"] = "1"
+    if UP.is_file() and set(UP.read_text().split()) >= {"slurm", "sge", "pbs"}:
+        env["ACME_REQUIRE_SCHEDULERS"] = "1"  # they were started: their tests must run
     session.run("pytest", *session.posargs, env=env)
 
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff on the sources, tests, examples and benchmarks."""
+    """ruff on the sources, tests, examples and plugins (also run by the test suite)."""
     session.install("ruff>=0.5")
-    session.run("ruff", "check", "src", "tests", "examples", *session.posargs)
+    session.run("ruff", "check", "src", "tests", "examples", "plugins", *session.posargs)
 
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy on the sources."""
-    session.install("-e", ".", "mypy>=1.8")
+    """mypy --strict on the sources (configured in pyproject.toml; also run by the suite)."""
+    session.install("-e", ".", "-e", "./plugins/acme-esi", "mypy>=1.8")
     session.run("mypy", *session.posargs)
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from acme_core.errors import ArgumentTypeError, ArgumentValueError
 from acme_core.task import TASK_ID, Call, Chunk, Shared
 
 log = logging.getLogger("acme")
@@ -109,58 +110,94 @@ def describe_func(func: Any) -> str:
 def check_callable(func: Any) -> inspect.Signature:
     """Check that ``func`` is a callable with an inspectable signature."""
     if not callable(func):
-        raise TypeError(f"<ParallelMap> first input has to be a callable function, not {type(func)}")
+        raise ArgumentTypeError(f"<ParallelMap> first input has to be a callable function, not "
+                                f"{type(func)}", parameter="func")
     try:
         return inspect.signature(func)
     except (TypeError, ValueError) as exc:
-        raise TypeError(
+        raise ArgumentTypeError(
             f"<ParallelMap> cannot inspect the signature of {describe_func(func)!r} ({exc}); "
-            "wrap it in a Python function") from None
+            "wrap it in a Python function", parameter="func") from None
 
 
-def distribute(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-               n_inputs: int | str = "auto") -> Distribution:
-    """Apply the distribution rules; raise ValueError/TypeError on bad input."""
-    sig = check_callable(func)
-    name = describe_func(func)
-    params = list(sig.parameters.values())
-    positional = [p for p in params
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty]
-    has_varargs = any(p.kind is p.VAR_POSITIONAL for p in params)
-    has_varkw = any(p.kind is p.VAR_KEYWORD for p in params)
-    keyword = {p.name: p for p in params
-               if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.default is not p.empty}
-    required_kwonly = [p.name for p in params if p.kind is p.KEYWORD_ONLY and p.default is p.empty]
-    pass_task_id = TASK_ID in keyword or TASK_ID in required_kwonly
+@dataclass(frozen=True)
+class _Params:
+    """What the distribution rules need to know about ``func``'s parameters."""
 
+    name: str
+    #: positional parameters without a default, in order
+    positional: tuple[inspect.Parameter, ...]
+    #: parameters with a default that may be given by keyword
+    keyword: dict[str, inspect.Parameter]
+    required_kwonly: tuple[str, ...]
+    has_varargs: bool
+    has_varkw: bool
+
+    @classmethod
+    def of(cls, func: Callable[..., Any]) -> _Params:
+        params = list(check_callable(func).parameters.values())
+        return cls(
+            name=describe_func(func),
+            positional=tuple(p for p in params if p.kind in (
+                p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty),
+            keyword={p.name: p for p in params if p.kind in (
+                p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.default is not p.empty},
+            required_kwonly=tuple(p.name for p in params
+                                  if p.kind is p.KEYWORD_ONLY and p.default is p.empty),
+            has_varargs=any(p.kind is p.VAR_POSITIONAL for p in params),
+            has_varkw=any(p.kind is p.VAR_KEYWORD for p in params))
+
+    @property
+    def pass_task_id(self) -> bool:
+        return TASK_ID in self.keyword or TASK_ID in self.required_kwonly
+
+    def default(self, key: str) -> Any:
+        return self.keyword[key].default if key in self.keyword else inspect.Parameter.empty
+
+
+def _bind(params: _Params, args: tuple[Any, ...],
+          kwargs: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+    """ACME's binding: ranges become lists, positional parameters given by name move into place.
+
+    ACME inserts them at their index: ``ParallelMap(f, 4, x=[...])`` means
+    ``f(x=[...][i], y=4)``.
+    """
     args_list = [list(a) if isinstance(a, range) else a for a in args]
     kwargs = {k: (list(v) if isinstance(v, range) else v) for k, v in kwargs.items()}
     kwargs.pop(TASK_ID, None)  # filled in per call when func declares it
-
-    # Positional parameters given by name are moved into place (ACME inserts them at
-    # their index: ParallelMap(f, 4, x=[...]) means f(x=[...][i], y=4)).
-    for index, param in enumerate(positional):
+    for index, param in enumerate(params.positional):
         if param.name in kwargs and param.kind is not param.POSITIONAL_ONLY:
             args_list.insert(index, kwargs.pop(param.name))
+    _check_arity(params, args_list, kwargs)
+    return args_list, kwargs
 
+
+def _check_arity(params: _Params, args_list: list[Any], kwargs: dict[str, Any]) -> None:
+    name, positional = params.name, params.positional
     names = tuple(p.name for p in positional)
-    if len(args_list) < len(positional) or (len(args_list) > len(positional) and not has_varargs):
-        raise ValueError(
-            f"<ParallelMap> {name} expects {len(positional)} positional arguments {_tuple(names)}, "
-            f"found {len(args_list)}")
-    missing = [k for k in required_kwonly if k not in kwargs and k != TASK_ID]
+    if len(args_list) < len(positional) or (len(args_list) > len(positional)
+                                            and not params.has_varargs):
+        raise ArgumentValueError(
+            f"<ParallelMap> {name} expects {len(positional)} positional arguments "
+            f"{_tuple(names)}, found {len(args_list)}", parameter="args")
+    missing = [k for k in params.required_kwonly if k not in kwargs and k != TASK_ID]
     if missing:
-        raise ValueError(f"<ParallelMap> {name} requires the keyword arguments {missing}, found none for them")
-    unknown = [k for k in kwargs if k not in keyword and k not in required_kwonly]
-    if unknown and not has_varkw:
-        raise ValueError(
-            f"<ParallelMap> {name} accepts at maximum {len(keyword)} keyword arguments "
-            f"{_tuple(tuple(keyword))}, found {len(kwargs)} (unknown: {', '.join(map(repr, unknown))})")
+        raise ArgumentValueError(f"<ParallelMap> {name} requires the keyword arguments "
+                                 f"{missing}, found none for them", parameter="kwargs")
+    unknown = [k for k in kwargs if k not in params.keyword and k not in params.required_kwonly]
+    if unknown and not params.has_varkw:
+        raise ArgumentValueError(
+            f"<ParallelMap> {name} accepts at maximum {len(params.keyword)} keyword arguments "
+            f"{_tuple(tuple(params.keyword))}, found {len(kwargs)} (unknown: "
+            f"{', '.join(map(repr, unknown))})", parameter="kwargs")
 
-    # --- n_inputs inference -------------------------------------------------
+
+def _infer_n_calls(params: _Params, args_list: list[Any], kwargs: dict[str, Any],
+                   n_inputs: int | str) -> int:
+    """ACME's ``n_inputs`` rules: the one length of the list/tuple/1-D array arguments."""
     lengths = [n for n in (_length(a) for a in args_list) if n is not None]
     for key, value in kwargs.items():
-        default = keyword[key].default if key in keyword else inspect.Parameter.empty
+        default = params.default(key)
         if isinstance(value, (list, tuple)):
             if isinstance(default, (list, tuple)) and len(default) == len(value):
                 continue
@@ -171,39 +208,47 @@ def distribute(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str
                 lengths.append(n)
     if n_inputs == "auto":
         if len(set(lengths)) != 1:
-            raise ValueError(
-                f"<ParallelMap> automatic input distribution failed: found {len(lengths)} objects "
-                f"containing {min(lengths, default=0)} to {max(lengths, default=0)} elements. "
-                "Please specify `n_inputs` manually. ")
-        n_calls = lengths[0]
-    else:
-        n_calls = int(n_inputs)
-        if n_calls not in set(lengths) and not all(n == 1 for n in lengths):
-            raise ValueError(
-                f"<ParallelMap> No object has required length of {n_calls} matching `n_inputs`. ")
+            raise ArgumentValueError(
+                f"<ParallelMap> automatic input distribution failed: found {len(lengths)} "
+                f"objects containing {min(lengths, default=0)} to {max(lengths, default=0)} "
+                "elements. Please specify `n_inputs` manually. ", parameter="n_inputs")
+        return lengths[0]
+    n_calls = int(n_inputs)
+    if n_calls not in set(lengths) and not all(n == 1 for n in lengths):
+        raise ArgumentValueError(
+            f"<ParallelMap> No object has required length of {n_calls} matching `n_inputs`. ",
+            parameter="n_inputs")
+    return n_calls
 
-    # --- splitting / sharing ------------------------------------------------
+
+def _share(value: Any, what: str, key: str | None = None) -> Any:
+    """A shared argument: warn when it is a callable (ACME's wording) or very large."""
+    if callable(value):
+        where = "positional arguments" if key is None else f"keyword arguments: {key}"
+        log.warning("Found a single callable object in %s. It will be executed just once and "
+                    "shared by all workers", where)
+    _check_size(value, what)
+    return value
+
+
+def distribute(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+               n_inputs: int | str = "auto") -> Distribution:
+    """Apply the distribution rules (module docstring); raise an ArgumentError on bad input."""
+    params = _Params.of(func)
+    args_list, kwargs = _bind(params, args, kwargs)
+    n_calls = _infer_n_calls(params, args_list, kwargs, n_inputs)
     dist = Distribution(n_calls=n_calls, n_args=len(args_list), shared=Shared(),
-                        pass_task_id=pass_task_id)
+                        pass_task_id=params.pass_task_id)
     for index, value in enumerate(args_list):
         if _splittable(value, n_calls):
             dist.split_args[index] = _split(value)
         else:
-            if callable(value):
-                log.warning("Found a single callable object in positional arguments. It will be "
-                            "executed just once and shared by all workers")
-            _check_size(value, f"positional argument {index}")
-            dist.shared.args[index] = value
+            dist.shared.args[index] = _share(value, f"positional argument {index}")
     for key, value in kwargs.items():
-        default = keyword[key].default if key in keyword else inspect.Parameter.empty
-        if not isinstance(default, np.ndarray) and _splittable(value, n_calls):
+        if not isinstance(params.default(key), np.ndarray) and _splittable(value, n_calls):
             dist.split_kwargs[key] = _split(value)
         else:
-            if callable(value):
-                log.warning("Found a single callable object in keyword arguments: %s. It will be "
-                            "executed just once and shared by all workers", key)
-            _check_size(value, f"keyword argument {key!r}")
-            dist.shared.kwargs[key] = value
+            dist.shared.kwargs[key] = _share(value, f"keyword argument {key!r}", key)
     return dist
 
 

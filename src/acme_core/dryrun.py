@@ -134,7 +134,9 @@ class Estimate:
 
 def validate(value: Any) -> bool | str:
     """Check ``dryrun``: ``True``, ``False`` or ``"stop"``."""
-    if isinstance(value, bool) or value == STOP:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value == STOP:
         return value
     raise ArgumentTypeError(f"`dryrun` has to be `True` or `False`, not {value} (or {STOP!r}: "
                             "run one call, report the estimate and stop)", parameter="dryrun")

@@ -16,7 +16,8 @@ The tree::
     │                                       ``if __name__ == "__main__":``
     ├── UsageError (RuntimeError)           an object used in a state that does not allow it
     ├── RunDirectoryError (OSError)         a run directory cannot be created, read or used
-    │   └── NoRunError                          the path holds no acme-core run
+    │   ├── NoRunError (ValueError)             the path holds no acme-core run
+    │   └── ManifestError (ValueError)          a manifest cannot be read or is not one
     └── SchedulerError (RuntimeError)       a batch scheduler's command failed or is missing
 
     AcmeWarning (UserWarning)
@@ -41,6 +42,7 @@ __all__ = [
     "ArgumentTypeError",
     "ArgumentValueError",
     "MainGuardError",
+    "ManifestError",
     "MissingDependencyError",
     "NoRunError",
     "ParallelMapError",
@@ -152,8 +154,12 @@ class RunDirectoryError(AcmeError, OSError):
     """A run directory cannot be created, read or used."""
 
 
-class NoRunError(RunDirectoryError):
+class NoRunError(RunDirectoryError, ValueError):
     """The path holds no acme-core run (no manifest)."""
+
+
+class ManifestError(RunDirectoryError, ValueError):
+    """A run's manifest cannot be read, or is not an acme-core manifest."""
 
 
 class SchedulerError(AcmeError, RuntimeError):

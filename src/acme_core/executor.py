@@ -259,5 +259,6 @@ def worker_count(executor: object) -> int | None:
     if isinstance(executor, (concurrent.futures.ThreadPoolExecutor,
                              concurrent.futures.ProcessPoolExecutor)):
         # the standard library's pools know their size but say it only privately
-        return int(executor._max_workers)
+        workers = vars(executor).get("_max_workers")
+        return int(workers) if isinstance(workers, int) else None
     return None

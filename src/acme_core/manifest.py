@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from acme_core.errors import ManifestError
 from acme_core.fileio import write_bytes_atomic
 
 MANIFEST_NAME = "acme_manifest.json"
@@ -81,7 +82,7 @@ class Manifest:
         with open(path, encoding="utf-8") as fh:
             data = json.load(fh)
         if not isinstance(data, dict) or "n_calls" not in data:
-            raise ValueError(f"{path} is not an acme-core manifest")
+            raise ManifestError(f"{path} is not an acme-core manifest")
         return cls(run_dir, data)
 
     @staticmethod

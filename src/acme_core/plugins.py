@@ -36,7 +36,7 @@ from typing import Any, Generic, TypeVar
 import pluggy
 
 from acme_core import hookspecs
-from acme_core.errors import PluginWarning, UnknownPluginError
+from acme_core.errors import PluginError, PluginWarning, UnknownPluginError
 from acme_core.hookspecs import Register
 
 __all__ = [
@@ -104,7 +104,7 @@ class Registry(Generic[T]):
         def register(obj: T, /, name: str | None = None) -> None:
             key = name or getattr(obj, "name", None) or getattr(obj, "__name__", None)
             if not isinstance(key, str) or not key:
-                raise TypeError(f"cannot register {self.kind} {obj!r}: give it a `name` "
+                raise PluginError(f"cannot register {self.kind} {obj!r}: give it a `name` "
                                 "attribute or pass name=")
             self._add(key, Registered(obj, plugin, distribution))
 
@@ -332,15 +332,21 @@ def auto_backend() -> AutoChoice:
     hook = get_plugin_manager().hook.acme_auto_backend
     for impl in reversed(hook.get_hookimpls()):  # pluggy calls the last registered first
         try:
-            answer = impl.function()
+            answer: object = impl.function()
         except Exception as exc:
             warnings.warn(f"acme plugin {impl.plugin_name!r} failed to choose a backend for "
                           f"backend='auto' and is skipped: {type(exc).__name__}: {exc}",
                           PluginWarning, stacklevel=2)
             continue
-        if answer is not None:
-            name, options = answer
-            return AutoChoice(str(name), dict(options or {}), impl.plugin_name)
+        if answer is None:
+            continue
+        if not (isinstance(answer, tuple) and len(answer) == 2 and isinstance(answer[0], str)
+                and isinstance(answer[1], (dict, type(None)))):
+            warnings.warn(f"acme plugin {impl.plugin_name!r} answered {answer!r} for "
+                          "backend='auto', not (name, options); it is skipped",
+                          PluginWarning, stacklevel=2)
+            continue
+        return AutoChoice(answer[0], dict(answer[1] or {}), impl.plugin_name)
     raise UnknownPluginError("No installed plugin chooses a backend for backend='auto' "
                              "(the built-in acme_backends plugin is blocked or missing); "
                              "pass a backend name")

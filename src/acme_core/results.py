@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from acme_core.errors import NoRunError
 from acme_core.manifest import MANIFEST_NAME, Manifest
 from acme_core.plugins import list_stores, lookup
 
@@ -16,7 +17,7 @@ def find_run_dir(path: str | os.PathLike[str]) -> Path:
     for candidate in (p, p.parent, p.parent.parent):
         if candidate.is_dir() and (candidate / MANIFEST_NAME).is_file():
             return candidate
-    raise ValueError(f"{path} holds no acme-core run: no {MANIFEST_NAME} in it or next to it")
+    raise NoRunError(f"{path} holds no acme-core run: no {MANIFEST_NAME} in it or next to it")
 
 
 def open_results(path: str | os.PathLike[str]) -> Any:
@@ -37,8 +38,8 @@ def open_results(path: str | os.PathLike[str]) -> Any:
 
     Raises
     ------
-    ValueError
-        ``path`` holds no acme-core run.
+    NoRunError
+        ``path`` holds no acme-core run (a ``ValueError``).
     """
     run_dir = find_run_dir(path)
     manifest = Manifest.load(run_dir)

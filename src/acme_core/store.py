@@ -24,6 +24,8 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
+from acme_core.errors import UsageError
+
 
 @dataclass(frozen=True)
 class RunInfo:
@@ -103,7 +105,7 @@ class BaseStore:
     def out(self) -> Path:
         """The run directory (once :meth:`prepare` was called)."""
         if self.run is None or self.run.output_dir is None:
-            raise RuntimeError(f"{type(self).__name__} has no run directory before prepare()")
+            raise UsageError(f"{type(self).__name__} has no run directory before prepare()")
         return self.run.output_dir
 
     def prepare(self, run: RunInfo) -> None:

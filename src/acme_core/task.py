@@ -163,6 +163,8 @@ def run_chunk_calls(func: Callable[..., Any], writer: Any, n_args: int, pass_tas
     shared_kwargs = shared.kwargs
     plain_kwargs = not (split_kwargs or shared_kwargs or pass_task_id)
     missing = [i for i in range(n_args) if i not in shared.args and i not in chunk.args]
+    if missing:  # pragma: no cover - defensive: shapes are checked up front
+        return _unbindable(chunk, KeyError(f"no value for positional argument(s) {missing}"))
     ok_ids: list[int] = []
     references: list[Any] = []
     failed: list[CallOutcome] = []
@@ -177,8 +179,6 @@ def run_chunk_calls(func: Callable[..., Any], writer: Any, n_args: int, pass_tas
             not_run = list(task_ids[j:])
             break
         try:
-            if missing:  # pragma: no cover - defensive: shapes are checked up front
-                raise KeyError(f"no value for positional argument(s) {missing}")
             args = template.copy()
             for index, values in split_args:
                 args[index] = values[j]
@@ -190,30 +190,25 @@ def run_chunk_calls(func: Callable[..., Any], writer: Any, n_args: int, pass_tas
                     kwargs[key] = values[j]
                 if pass_task_id:
                     kwargs[TASK_ID] = task_id
-        except Exception as exc:  # pragma: no cover - defensive: shapes are checked up front
-            failed.append(CallOutcome(task_id, False, error=_portable(exc),
-                                      traceback=traceback.format_exc(), host=host, pid=pid,
-                                      binding_error=True))
-            continue
-        try:
-            value = func(*args, **kwargs)
-        except Exception as exc:
+            reference = write(task_id, func(*args, **kwargs))
+        except Exception as exc:  # the call's (or its write's) failure, not the chunk's
             failed.append(CallOutcome(
                 task_id, False, error=_portable(exc), traceback=traceback.format_exc(),
                 seconds=clock() - start, host=host, pid=pid,
                 binding_error=_is_binding_error(exc)))
             continue
-        try:
-            reference = write(task_id, value)
-        except Exception as exc:
-            failed.append(CallOutcome(
-                task_id, False, error=_portable(exc), traceback=traceback.format_exc(),
-                seconds=clock() - start, host=host, pid=pid))
-            continue
         busy += clock() - start
         ok_ids.append(task_id)
         references.append(reference)
     return ChunkResult(ok_ids, references, failed, busy, host, pid, not_run)
+
+
+def _unbindable(chunk: Chunk, error: Exception) -> ChunkResult:
+    """Every call of ``chunk`` failed before it ran: its arguments could not be bound."""
+    host, pid = _hostname(), os.getpid()
+    failed = [CallOutcome(i, False, error=error, traceback=repr(error), host=host, pid=pid,
+                          binding_error=True) for i in chunk.task_ids]
+    return ChunkResult([], [], failed, 0.0, host, pid)
 
 
 def _is_binding_error(exc: BaseException) -> bool:

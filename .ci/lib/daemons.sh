@@ -69,3 +69,15 @@ stop_pid() {
         running "$pid" && { log "ERROR: $name (pid $pid) did not die"; rc=1; }
     fi
 }
+
+# render TEMPLATE NAME=VALUE...: print TEMPLATE with every @NAME@ replaced by VALUE (values may
+# span lines); the configuration files stay files, with their few variable parts marked
+render() {
+    local text kv
+    text=$(<"$1")
+    shift
+    for kv in "$@"; do
+        text=${text//@${kv%%=*}@/${kv#*=}}
+    done
+    printf '%s\n' "$text"
+}

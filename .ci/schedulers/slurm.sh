@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# start-slurm.sh - install and start a single-node SLURM cluster (munge + slurmctld + slurmd)
+# slurm.sh - install and start a single-node SLURM cluster (munge + slurmctld + slurmd)
 # on a Debian 12 machine (no systemd as PID 1, root, no docker), for CI tests of
 # dask-jobqueue's SLURMCluster against a real scheduler.
 #
@@ -21,7 +21,8 @@
 #   SLURM_SKIP_INSTALL   set to 1 to never call apt-get      (default: unset)
 #   SLURM_SKIP_PROBE     set to 1 to skip the final test job (default: unset)
 #
-# Files: config /etc/slurm/slurm.conf; state /var/spool/slurmctld, /var/spool/slurmd;
+# Files: config /etc/slurm/slurm.conf (rendered from slurm/slurm.conf.in);
+#        state /var/spool/slurmctld, /var/spool/slurmd;
 #        logs /var/log/slurm/{slurmctld,slurmd}.log (+ .out: the daemons' stdout/stderr),
 #        /var/log/munge/munged.log;
 #        PIDs /run/slurm/{slurmctld,slurmd}.pid, /run/munge/munged.pid;
@@ -30,19 +31,20 @@
 #        (-D / --foreground) under setsid, detached from the caller, so $! is their PID.
 set -euo pipefail
 
-# shared helpers: now_ms/elapsed, running, comm_of, alive, launch, wait_pidfile, stop_pid
-# shellcheck source=daemons.sh
-source "$(dirname "${BASH_SOURCE[0]}")/daemons.sh"
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shared helpers: now_ms/elapsed, running, comm_of, alive, launch, wait_pidfile, stop_pid, render
+# shellcheck source=../lib/daemons.sh
+source "$HERE/../lib/daemons.sh"
 # shellcheck disable=SC2034  # T0 is read by elapsed() in daemons.sh
 T0=$(now_ms)
-log() { printf '[start-slurm %5ss] %s\n' "$(elapsed)" "$*"; }
+log() { printf '[slurm %5ss] %s\n' "$(elapsed)" "$*"; }
 die() {
-    printf '[start-slurm] ERROR: %s\n' "$*" >&2
+    printf '[slurm] ERROR: %s\n' "$*" >&2
     sleep 1   # let a daemon that just failed finish writing its log
     for f in /var/log/slurm/slurmctld.log /var/log/slurm/slurmd.log /var/log/slurm/slurmctld.out \
              /var/log/slurm/slurmd.out /var/log/munge/munged.log /var/log/munge/munged.out; do
         if [ -r "$f" ]; then
-            printf '[start-slurm] ---- last lines of %s ----\n' "$f" >&2
+            printf '[slurm] ---- last lines of %s ----\n' "$f" >&2
             tail -n 25 "$f" >&2 || true
         fi
     done
@@ -56,7 +58,7 @@ TIMEOUT=${SLURM_START_TIMEOUT:-60}
 CONF=/etc/slurm/slurm.conf
 RUNDIR=/run/slurm
 STARTED=$RUNDIR/ci-started.pids
-MARKER="# managed by start-slurm.sh"
+MARKER="# managed by start-slurm.sh"  # the text marks files of ours: kept as it was
 
 [ "$(id -u)" = 0 ] || die "must run as root (uses apt-get, writes /etc/slurm, starts daemons)"
 
@@ -158,46 +160,8 @@ for p in $ESI_PARTITIONS; do
 done
 
 NEWCONF=$(mktemp)
-cat >"$NEWCONF" <<EOF
-$MARKER - single-node CI cluster; rewritten on every run
-ClusterName=ci
-SlurmctldHost=$NODE(127.0.0.1)
-SlurmUser=root
-SlurmdUser=root
-AuthType=auth/munge
-CredType=cred/munge
-MpiDefault=none
-# no cgroups: plain process tracking, no task containment
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-JobCompType=jobcomp/none
-SchedulerType=sched/backfill
-# default batch_sched_delay=3 kept sbatch jobs pending ~2.4 s; with 0 they start on the next
-# ~1 s tick of the controller's background scheduler (0.4-1 s)
-SchedulerParameters=batch_sched_delay=0,sched_min_interval=0
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core_Memory
-# without this, a job with no --mem gets the whole node's memory and jobs run one at a time
-DefMemPerCPU=1024
-# trust the CPUs/RealMemory below instead of the detected hardware (allows SLURM_CPUS > cores)
-SlurmdParameters=config_overrides
-ReturnToService=2
-SlurmctldTimeout=30
-SlurmdTimeout=30
-KillWait=5
-MinJobAge=60
-StateSaveLocation=/var/spool/slurmctld
-SlurmdSpoolDir=/var/spool/slurmd
-SlurmctldPidFile=$RUNDIR/slurmctld.pid
-SlurmdPidFile=$RUNDIR/slurmd.pid
-SlurmctldLogFile=/var/log/slurm/slurmctld.log
-SlurmdLogFile=/var/log/slurm/slurmd.log
-NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$MEM State=UNKNOWN
-PartitionName=$PARTITION Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
-${EXTRA_PARTS%$'\n'}
-EOF
+render "$HERE/slurm/slurm.conf.in" MARKER="$MARKER" NODE="$NODE" RUNDIR="$RUNDIR" CPUS="$CPUS" \
+    MEM="$MEM" PARTITION="$PARTITION" EXTRA_PARTITIONS="${EXTRA_PARTS%$'\n'}" >"$NEWCONF"
 
 conf_changed=0
 if [ -f "$CONF" ] && cmp -s "$NEWCONF" "$CONF"; then

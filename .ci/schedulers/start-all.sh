@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# start-schedulers.sh - install and start the batch schedulers the cluster tests run against:
-# single-node SLURM (start-slurm.sh), Son of Grid Engine (start-sge.sh) and the PBS shim
-# (start-pbs-shim.sh: Slurm's Torque wrappers over that SLURM). Needs root and a Debian 12
+# start-all.sh - install and start the batch schedulers the cluster tests run against:
+# single-node SLURM (slurm.sh), Son of Grid Engine (sge.sh) and the PBS shim
+# (pbs-shim.sh: Slurm's Torque wrappers over that SLURM). Needs root and a Debian 12
 # machine; safe to run again (already-running schedulers are left as they are).
 #
-#   .ci/start-schedulers.sh [slurm] [sge] [pbs]      (default: all three)
+#   .ci/schedulers/start-all.sh [slurm] [sge] [pbs]      (default: all three)
 #
 # Prints one status line per scheduler; the full output of each script goes to
-# ${ACME_CI_LOGS:-/tmp/acme-ci}/start-<name>.log. Exit status: the number of schedulers that
-# failed to start (0 = all up). Stop them with stop-sge.sh and stop-slurm.sh (which also ends
-# what the PBS shim uses).
+# ${ACME_CI_LOGS:-/tmp/acme-ci}/start-<name>.log; $ACME_CI_LOGS/schedulers-up lists the
+# schedulers that are up (nox's test session then requires their tests). Exit status: the
+# number of schedulers that failed to start (0 = all up). Stop them with stop-sge.sh and
+# stop-slurm.sh (which also ends what the PBS shim uses).
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 LOGS=${ACME_CI_LOGS:-/tmp/acme-ci}
@@ -18,16 +19,19 @@ want=("$@")
 [ ${#want[@]} -eq 0 ] && want=(slurm sge pbs)
 
 failed=0
+up=()
+rm -f "$LOGS/schedulers-up"
 for name in "${want[@]}"; do
     case "$name" in
-        slurm) script=start-slurm.sh ;;
-        sge) script=start-sge.sh ;;
-        pbs) script=start-pbs-shim.sh ;;
-        *) echo "start-schedulers: unknown scheduler '$name' (slurm, sge, pbs)" >&2; exit 64 ;;
+        slurm) script=slurm.sh ;;
+        sge) script=sge.sh ;;
+        pbs) script=pbs-shim.sh ;;
+        *) echo "start-all: unknown scheduler '$name' (slurm, sge, pbs)" >&2; exit 64 ;;
     esac
     t0=$(date +%s.%N)
     if bash "$HERE/$script" >"$LOGS/start-$name.log" 2>&1; then
         status=up
+        up+=("$name")
     else
         status=FAILED
         failed=$((failed + 1))
@@ -41,4 +45,6 @@ for name in "${want[@]}"; do
     esac
     printf 'scheduler %-5s %-6s in %5ss  %s\n' "$name" "$status" "$secs" "$detail"
 done
+# the test session reads which schedulers are up (their tests are then required)
+printf '%s\n' "${up[@]}" >"$LOGS/schedulers-up"
 exit "$failed"
