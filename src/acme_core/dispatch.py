@@ -23,6 +23,7 @@ long calls comes back after its first call instead of holding the others hostage
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import logging
 import math
@@ -254,19 +255,31 @@ class Dispatcher:
         if any(type(v) not in PLAIN_TYPES for v in values):
             return None  # shared objects are sent to each worker once, never per task
         try:
-            import cloudpickle
-
-            blob = cloudpickle.dumps(self.context)
+            inline = self._pickled_context()
         except Exception:  # let the executor report what cannot be pickled
             return None
-        if len(blob) > INLINE_CONTEXT_BYTES:
-            return None
-        return PickledContext(uuid.uuid4().hex, blob)
+        return inline if len(inline.blob) <= INLINE_CONTEXT_BYTES else None
+
+    def _pickled_context(self) -> PickledContext:
+        import cloudpickle
+
+        return PickledContext(uuid.uuid4().hex, cloudpickle.dumps(self.context))
 
     def _broadcast(self, attempts: int = 8) -> None:
+        """Make the handle tasks receive the shared context through.
+
+        * executors that broadcast: sent to every worker once (or inline when small);
+        * threads of this process: the context itself (nothing to copy);
+        * any other executor (processes, batch jobs): cloudpickled once here, unpickled
+          once per worker process, so functions defined in a script or notebook travel
+          by value as they do on dask.
+        """
         executor = self.executor
-        if not isinstance(executor, SupportsBroadcast):
+        if isinstance(executor, concurrent.futures.ThreadPoolExecutor):
             self._handle = self.context
+            return
+        if not isinstance(executor, SupportsBroadcast):
+            self._handle = self._pickled_context()
             return
         inline = self._inline_context()
         if inline is not None:

@@ -1,12 +1,17 @@
-"""An example acme-core plugin: a thread-pool backend and a store of NumPy ``.npy`` files.
+"""An example acme-core plugin: two backends and a store of NumPy ``.npy`` files.
 
 Installed with the entry point ``[project.entry-points.acme] my = "my_acme_plugin"``, it makes
-``ParallelMap(..., backend="threads", store="npy")`` work. The plugin guide shows this file.
+``ParallelMap(..., backend="threads" or "processes", store="npy")`` work. The plugin guide and
+the architecture page show this file; it uses nothing but the documented contract.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import multiprocessing
+import os
+from collections.abc import Mapping
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -29,6 +34,51 @@ class Threads(ThreadPoolExecutor):
 
     def worker_count(self) -> int:  # optional: used for logging and chunk sizes
         return self._max_workers
+
+
+class Processes(ProcessPoolExecutor):
+    """Run the calls in worker processes on this machine, with no dask at all.
+
+    The required part of the contract comes from :class:`ProcessPoolExecutor`
+    (``submit`` and ``shutdown``); the rest are the optional capabilities of
+    :mod:`acme_core.executor`, each a plain method or attribute.
+    """
+
+    name: ClassVar[str] = "processes"
+    description: ClassVar[str] = "a process pool on this machine (concurrent.futures)"
+    #: its workers are spawned: they re-import the user's script, which needs the guard
+    starts_local_processes: ClassVar[bool] = True
+    #: it started its processes itself: ParallelMap shuts it down after the run
+    owns_resources = True
+
+    def __init__(self, n_workers: int | str = "auto") -> None:
+        self.workers = (os.cpu_count() or 1) if n_workers == "auto" else int(n_workers)
+        super().__init__(max_workers=self.workers,
+                         mp_context=multiprocessing.get_context("spawn"))
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> None:
+        """ChecksOptions: refuse bad options before anything starts."""
+        n = options.get("n_workers", "auto")
+        if n != "auto" and not (isinstance(n, int) and not isinstance(n, bool) and n >= 1):
+            raise ValueError(f"`n_workers` has to be 'auto' or an integer >= 1, not {n!r}")
+
+    @classmethod
+    def planned_workers(cls, options: Mapping[str, Any]) -> int | None:
+        """PlansWorkers: what the dry run's estimate divides by."""
+        n = options.get("n_workers", "auto")
+        return os.cpu_count() if n == "auto" else int(n)
+
+    def worker_count(self) -> int:
+        """ReportsWorkers: sizes the chunks of calls and the submission window."""
+        return self.workers
+
+    def wait_for_workers(self, n: int, timeout: float) -> None:
+        """ReportsWorkers: the pool starts its processes on demand, so none to wait for."""
+
+    def lost_worker(self, exc: BaseException) -> bool:
+        """DetectsLostWorkers: a dead process is not the call's fault; its calls run again."""
+        return isinstance(exc, BrokenProcessPool)
 
 
 # ---------------------------------------------------------------- a store
@@ -79,6 +129,7 @@ class NpyStore(BaseStore):
 @hookimpl
 def acme_register_executors(register):
     register(Threads)
+    register(Processes)
 
 
 @hookimpl
