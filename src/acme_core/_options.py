@@ -49,7 +49,7 @@ def validate_n_inputs(n_inputs: Any) -> int | str:
     if isinstance(n_inputs, str):
         if n_inputs != "auto":
             raise ArgumentValueError(
-                f"<ParallelMap> `n_inputs` has to be 'auto' or an integer >= 2, not {n_inputs}",
+                f"<ParallelMap> `n_inputs` has to be 'auto' or an integer >= 1, not {n_inputs}",
                 parameter="n_inputs")
         return n_inputs
     return int(validation.scalar(n_inputs, "n_inputs", lims=(1, math.inf)))
@@ -61,6 +61,9 @@ def _path_or_none(value: Any, name: str, what: str) -> Path | None:
     if not isinstance(value, (str, os.PathLike)):
         raise ArgumentTypeError(f"`{name}` has to be either `None` or {what}, not {value!r}",
                                 parameter=name)
+    if not os.fspath(value):  # "" would silently mean the current directory
+        raise ArgumentValueError(f"`{name}` is empty; give a directory (\".\" for the current "
+                                 "one) or None", parameter=name)
     return Path(os.path.abspath(os.path.expanduser(os.fspath(value))))
 
 
@@ -82,6 +85,10 @@ def _validate_logfile(logfile: Any) -> bool | Path | None:
     if path.is_dir():
         raise RunDirectoryError("`logfile` has to be `None`, `True`, `False` or a valid "
                                 "file-name, not a directory")
+    if not path.parent.is_dir():
+        raise ArgumentValueError(f"`logfile` {str(logfile)!r}: the directory {path.parent} does "
+                                 "not exist (acme-core does not create it for a log file)",
+                                 parameter="logfile")
     return path
 
 

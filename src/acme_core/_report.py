@@ -10,7 +10,7 @@ from acme_core._format import format_id_list
 from acme_core.errors import ParallelMapError
 from acme_core.task import CallOutcome
 
-__all__ = ["failure_error"]
+__all__ = ["failure_error", "storage_error"]
 
 log = logging.getLogger("acme")
 
@@ -34,3 +34,22 @@ def failure_error(failures: dict[int, CallOutcome], results: list[Any], n_calls:
     return ParallelMapError(
         message, failed={i: failures[i].error or RuntimeError("unknown error") for i in ids},
         results=results, tracebacks={i: failures[i].traceback for i in ids})
+
+
+def storage_error(cause: OSError, failures: dict[int, CallOutcome], results: list[Any],
+                  func_name: str, output_dir: Path | None) -> ParallelMapError:
+    """The error when the run directory could not be written (a full or read-only disk,
+    a removed directory): which calls finished, which failed, and the cause."""
+    finished = [i for i, r in enumerate(results) if r is not None and i not in failures]
+    ids = sorted(failures)
+    message = (f"The run directory {output_dir} could not be written ({type(cause).__name__}: "
+               f"{cause}). {len(finished)}/{len(results)} calls of `{func_name}` finished "
+               f"(task ids: {format_id_list(finished)}), {len(ids)} failed"
+               f"{f' (task ids: {format_id_list(ids)})' if ids else ''}. Free the disk or make "
+               f"it writable, then rerun with resume=True and output_dir={str(output_dir)!r}: "
+               "results that reached the disk are kept.")
+    log.error(message)
+    failed: dict[int, BaseException] = {i: failures[i].error or RuntimeError("unknown error")
+                                        for i in ids}
+    return ParallelMapError(message, failed=failed, results=results,
+                            tracebacks={i: failures[i].traceback for i in ids})

@@ -9,6 +9,7 @@ own ``check_options`` must accept them, and its optional dependencies
 
 from __future__ import annotations
 
+import concurrent.futures
 import inspect
 import logging
 from dataclasses import dataclass, field
@@ -119,6 +120,12 @@ class BackendPlan:
     @property
     def starts_local_processes(self) -> bool:
         return self.cls is not None and executor_info(self.cls).starts_local_processes
+
+    @property
+    def runs_in_this_process(self) -> bool:
+        """Threads of this process: the calls' arguments are never pickled."""
+        kind = self.cls if self.cls is not None else type(self.instance)
+        return issubclass(kind, concurrent.futures.ThreadPoolExecutor)
 
 
 def resolve_backend(backend: Any, backend_options: dict[str, Any],

@@ -32,9 +32,15 @@ Batch = list[tuple[int, Any]]
 class Ledger:
     """Every call's state: finished (with its reference), failed (with its outcome) or to do."""
 
-    def __init__(self, n_calls: int, manifest: Manifest | None) -> None:
+    def __init__(self, n_calls: int, manifest: Manifest | None,
+                 heartbeat: Callable[[], None] | None = None) -> None:
         self.n_calls = n_calls
         self.manifest = manifest
+        #: called with every save: the run directory's lock says the run is alive
+        self.heartbeat = heartbeat
+        #: why the manifest could not be saved (a full or read-only disk, a removed
+        #: directory); the run goes on and compute() reports it at the end
+        self.save_error: OSError | None = None
         self.references: list[Any] = [None] * n_calls
         self.done: set[int] = set()
         self.failures: dict[int, CallOutcome] = {}
@@ -104,8 +110,20 @@ class Ledger:
         return batch
 
     def save(self, complete: bool | None = None) -> None:
-        if self.manifest is not None:
+        """Write the manifest; an error is kept (and logged once), never raised mid-run."""
+        if self.heartbeat is not None:
+            self.heartbeat()
+        if self.manifest is None:
+            return
+        try:
             self.manifest.save(complete)
+        except OSError as exc:
+            if self.save_error is None:
+                log.error("The manifest %s cannot be saved (%s); the run goes on, results that "
+                          "reach the disk are kept", self.manifest.path, exc)
+            self.save_error = exc
+        else:
+            self.save_error = None
 
 
 @dataclass

@@ -252,6 +252,55 @@ def distribute(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str
     return dist
 
 
+class _Discard:
+    """A file that forgets what is written to it (pickling only to see whether it works)."""
+
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+
+def _out_of_band(buffer: Any) -> None:
+    """Keep array buffers out of the pickle (protocol 5): nothing is copied."""
+
+
+def _picklable(value: Any) -> Exception | None:
+    """None when ``value`` pickles (as it will travel to the workers), else why not.
+
+    Array buffers go out of band (protocol 5) and are never copied, so checking a
+    large argument costs little more than walking it.
+    """
+    import cloudpickle
+
+    try:
+        cloudpickle.CloudPickler(_Discard(), protocol=5, buffer_callback=_out_of_band).dump(value)
+    except Exception as exc:
+        return exc
+    return None
+
+
+def check_picklable(func: Callable[..., Any], dist: Distribution) -> None:
+    """Refuse, naming it, a function or argument that cannot travel to the workers."""
+    candidates: list[tuple[str, str, Any]] = [("func", "the function", func)]
+    candidates += [("args", f"positional argument {i} (shared)", v)
+                   for i, v in dist.shared.args.items()]
+    candidates += [("kwargs", f"keyword argument {k!r} (shared)", v)
+                   for k, v in dist.shared.kwargs.items()]
+    for i, values in dist.split_args.items():
+        candidates += [("args", f"positional argument {i}, element {j}", v)
+                       for j, v in enumerate(values)]
+    for k, values in dist.split_kwargs.items():
+        candidates += [("kwargs", f"keyword argument {k!r}, element {j}", v)
+                       for j, v in enumerate(values)]
+    for parameter, what, value in candidates:
+        problem = _picklable(value)
+        if problem is not None:
+            raise ArgumentTypeError(
+                f"<ParallelMap> {what} cannot be sent to the workers: it cannot be pickled "
+                f"({type(problem).__name__}: {problem}). Pass what it is made from instead "
+                "(a file name rather than an open file, no locks or connections), or run on "
+                "threads of this process (a ThreadPoolExecutor backend)", parameter=parameter)
+
+
 def _tuple(names: tuple[str, ...]) -> str:
     return "(" + ", ".join(repr(n) for n in names) + ")"
 

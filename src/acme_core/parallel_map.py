@@ -16,9 +16,12 @@ The executor (dask client or other backend) starts at the first ``compute()``.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import os
+import uuid
+import weakref
 from collections.abc import Generator, Iterator
 from dataclasses import replace
 from datetime import datetime
@@ -28,10 +31,16 @@ from typing import Any
 from acme_core import dryrun as dr
 from acme_core._acme_flags import Flags, warn_ignored_flags
 from acme_core._options import RunOptions, StackedShape, validate_n_inputs, validate_result_shape
-from acme_core._report import failure_error
+from acme_core._report import failure_error, storage_error
 from acme_core._resolve import BackendPlan, resolve_backend, resolve_store
 from acme_core._run import Batch, Ledger, RunLoop
-from acme_core.arguments import Distribution, describe_func, distribute, fingerprint
+from acme_core.arguments import (
+    Distribution,
+    check_picklable,
+    describe_func,
+    distribute,
+    fingerprint,
+)
 from acme_core.errors import ArgumentTypeError, ArgumentValueError, RunDirectoryError, UsageError
 from acme_core.executor import (
     HasDashboard,
@@ -39,9 +48,11 @@ from acme_core.executor import (
     executor_info,
     owns_resources,
 )
+from acme_core.fileio import final_name_of, remove_partials
 from acme_core.housekeeping import cleanup_old_runs
 from acme_core.logs import EarlyRecords, RunLogging, log_file_name
-from acme_core.manifest import Manifest
+from acme_core.manifest import MANIFEST_NAME, Manifest
+from acme_core.run_directory import RunLock, file_stem
 from acme_core.store import RunInfo
 
 __all__ = ["ParallelMap", "RunState"]
@@ -199,6 +210,9 @@ class ParallelMap:
             self._open_run_directory()  # phase 2: run directory, containers, manifest
         except BaseException:
             early.stop(failed=True)
+            lock = self.__dict__.get("_lock")
+            if lock is not None:
+                lock.release()
             raise
         early.stop()
         # the log file tells the whole story, construction included
@@ -219,7 +233,8 @@ class ParallelMap:
         """Phase 1: resolve the store and the backend, check resume; nothing is written."""
         o = self.options
         self.func = func
-        self.func_name = describe_func(func)
+        #: the function's name as the run's files are named (safe as a file name)
+        self.func_name = file_stem(describe_func(func))
         n_calls = self.dist.n_calls
         flags = Flags(o.write_worker_results, o.single_file, o.write_pickle)
         shape_spec = warn_ignored_flags(flags, o.output_dir, o.result_shape)
@@ -230,6 +245,8 @@ class ParallelMap:
         self.store = resolve_store(o.store, flags, o.store_options, self.dist.pass_task_id)
         self.backend: BackendPlan = resolve_backend(o.backend, o.backend_options,
                                                     o.cluster_keywords)
+        if not self.backend.runs_in_this_process:
+            check_picklable(func, self.dist)
         out = o.output_dir
         if not self.store.writes_files:
             out = None
@@ -246,6 +263,8 @@ class ParallelMap:
         if o.resume:
             assert out is not None
             self.manifest = self._check_resumable(out, n_calls)
+        elif out is not None:
+            _refuse_another_run(out)
         self.output_dir: Path | None = out
 
     def _open_run_directory(self) -> None:
@@ -262,19 +281,22 @@ class ParallelMap:
                            result_dtype=stacked.dtype if stacked else None,
                            stacking_dim=stacked.stacking_dim if stacked else None,
                            resume=self.resume)
+        self._lock: RunLock | None = None
         if out is not None:
             try:
                 out.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise RunDirectoryError(f"automatic creation of output folder {out} failed: "
                                         f"{exc}") from exc
+            self._lock = self._take(out)
         self.store.prepare(self.run)
         self.results_container: str | None = self.store.results_container
         if out is not None and self.manifest is None:
             self.manifest = self._new_manifest(out)
             self.manifest.save()
         self.logging = RunLogging(o.verbose, self._log_path(o.logfile, out))
-        self._ledger = Ledger(self.dist.n_calls, self.manifest)
+        self._ledger = Ledger(self.dist.n_calls, self.manifest,
+                              heartbeat=self._lock.refresh if self._lock else None)
         self._loop = RunLoop(self.func, self.dist, self.func_name, o.retries, o.chunk_size,
                              o.progress)
         self.state = RunState.READY
@@ -285,6 +307,17 @@ class ParallelMap:
         #: the dry run's measurement and estimate (an acme_core.dryrun.Estimate)
         self.dryrun_estimate: dr.Estimate | None = None
 
+    def _take(self, out: Path) -> RunLock:
+        """Own the run directory until the run finished (see :mod:`acme_core.run_directory`).
+
+        A dead driver's half-written manifest goes once the directory is ours.
+        """
+        lock = RunLock(out, uuid.uuid4().hex)
+        lock.acquire()
+        weakref.finalize(self, lock.release)  # also when the object is dropped unfinished
+        remove_partials(out, lambda name: final_name_of(name) == MANIFEST_NAME)
+        return lock
+
     def _new_manifest(self, out: Path) -> Manifest:
         stacked = self.stacked
         return Manifest.new(
@@ -293,7 +326,7 @@ class ParallelMap:
                           for i, s in enumerate(stacked.shape)] if stacked else None,
             result_dtype=str(stacked.dtype) if stacked else None,
             stacking_dim=stacked.stacking_dim if stacked else None,
-            arguments=self.arguments_fingerprint)
+            arguments=self.arguments_fingerprint, run_id=uuid.uuid4().hex)
 
     def _check_resumable(self, out: Path, n_calls: int) -> Manifest:
         if not Manifest.exists(out):
@@ -377,7 +410,13 @@ class ParallelMap:
         try:
             self._stop_executor()
         finally:
+            self._release()
             self.logging.detach()
+
+    def _release(self) -> None:
+        """Give the run directory free (a later compute() takes it again if it can)."""
+        if self._lock is not None and self.state is not RunState.RUNNING:
+            self._lock.release()
 
     def cleanup(self) -> None:
         """Stop the executor if ``stop_client`` says so (what leaving the ``with`` block does)."""
@@ -406,10 +445,12 @@ class ParallelMap:
                 in_memory=not self.store.writes_files)
         except BaseException:
             self._dryrun_discard()
+            self._release()
             raise
         if not dr.go_on_after(estimate, self.options.dryrun, self.interactive):
             self.state = RunState.DECLINED
             self._dryrun_discard()
+            self._release()
 
     def _dryrun_discard(self) -> None:
         """Remove the run directory's files of a run that will not happen (not on resume)."""
@@ -420,6 +461,8 @@ class ParallelMap:
         logfile = self.logging.logfile
         ours = logfile is not None and logfile.parent == self.output_dir
         self.logging.detach()
+        if self._lock is not None:
+            self._lock.release()  # the lock file goes first: the directory may go with it
         dr.discard_run(self.output_dir, self.func_name, logfile if ours else None, since)
         if ours:
             self.logging.logfile = None  # attaching again must not recreate the directory
@@ -537,6 +580,8 @@ class ParallelMap:
             log.info("Every call of %s has finished already: returning the results",
                      self.func_name)
             return None
+        if self._lock is not None:
+            self._lock.acquire()  # ours still, or free again; another run's: refused
         ledger = self._ledger
         if self.state is RunState.INCOMPLETE:
             # a second pass: the store picks up what is on disk, as on resume
@@ -557,6 +602,11 @@ class ParallelMap:
         """The pass ended early (error, Ctrl-C, a ``break``): keep what finished, say so."""
         self.state = RunState.INCOMPLETE
         ledger = self._ledger
+        if isinstance(exc, KeyboardInterrupt) and self.store.writes_files:
+            # results that reached the disk while the driver was stopping count too
+            with contextlib.suppress(Exception):
+                ledger.adopt({i: r for i, r in self.store.existing().items()
+                              if i not in ledger.done})
         ledger.save()
         kept = len(ledger.done)
         hint = (f"; rerun with resume=True and output_dir={str(self.output_dir)!r} to finish "
@@ -576,8 +626,18 @@ class ParallelMap:
         ledger = self._ledger
         failures = ledger.failures
         ledger.save(complete=not failures)
-        results = self.store.finalize(ledger.references, set(failures))
+        try:
+            results = self.store.finalize(ledger.references, set(failures))
+        except OSError as exc:  # the run directory cannot be written (full, read-only, gone)
+            ledger.save_error = exc
+            results = ledger.references
         self.results_container = self.store.results_container
+        if ledger.save_error is not None:
+            self.state = RunState.INCOMPLETE
+            if not self._in_context:
+                self._stop_executor()
+            raise storage_error(ledger.save_error, failures, ledger.references,
+                                self.func_name, self.output_dir)
         if not self._in_context:
             self._stop_executor()
         if failures:
@@ -588,9 +648,26 @@ class ParallelMap:
             raise failure_error(failures, per_call, n, self.func_name, self.output_dir)
         self.state = RunState.FINISHED
         self._results = results
+        self._release()
         log.info("SUCCESS! Finished parallel computation")
         if self.results_container:
             log.info("Results have been saved to %s", self.results_container)
         elif self.output_dir is not None:
             log.info("Results have been saved to %s", self.output_dir)
         return results
+
+
+def _refuse_another_run(out: Path) -> None:
+    """A new run never writes into a directory that holds another run (ACME refuses too)."""
+    if not Manifest.exists(out):
+        return
+    try:
+        earlier = Manifest.load(out)
+        what = (f"a run of {earlier.get('func_name')!r} ({len(earlier.finished)} of "
+                f"{earlier.get('n_calls')} calls finished)")
+    except (OSError, ValueError):
+        what = "a run (its manifest cannot be read)"
+    raise ArgumentValueError(
+        f"`output_dir` {out} holds {what}. acme-core never mixes two runs in one directory: "
+        "finish that run with resume=True, or give a new output_dir (or remove the old one)",
+        parameter="output_dir")

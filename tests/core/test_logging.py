@@ -54,12 +54,20 @@ def test_no_log_file_in_memory_unless_asked(in_tmp):
 
 def test_custom_log_file_appends(in_tmp):
     target = in_tmp / "logs" / "mine.log"
+    target.parent.mkdir()
     for _ in range(2):
         with ParallelMap(f, [2, 4], 4, write_worker_results=False, logfile=str(target)) as pmap:
             pmap.compute()
     text = target.read_text()
     assert text.count("Preparing 2 parallel calls") == 2
     assert "already exists, appending to it" in text
+
+
+def test_log_file_in_a_missing_directory_is_refused(in_tmp):
+    with pytest.raises(ValueError, match=r"`logfile` .*does not exist") as err:
+        ParallelMap(f, [2, 4], 4, logfile=str(in_tmp / "typo" / "mine.log"))
+    assert err.value.parameter == "logfile"
+    assert list(in_tmp.iterdir()) == []  # neither the directory nor a run directory
 
 
 def test_logfile_false_writes_no_log(in_tmp):

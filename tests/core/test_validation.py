@@ -14,7 +14,7 @@ def f(x, y, z=3):
 
 CASES = [
     # (keywords, exception type, message fragment)
-    ({"n_inputs": "not-auto"}, ValueError, "`n_inputs` has to be 'auto' or an integer >= 2, not not-auto"),
+    ({"n_inputs": "not-auto"}, ValueError, "`n_inputs` has to be 'auto' or an integer >= 1, not not-auto"),
     ({"n_inputs": -3}, ValueError, "<_scalar_parser> `n_inputs` has to be an integer between 1 and inf, not -3"),
     ({"n_inputs": 3.6}, ValueError, "`n_inputs` has to be an integer between 1 and inf, not 3.6"),
     ({"n_inputs": {}}, TypeError, "<_scalar_parser> `n_inputs` has to be a scalar, not <class 'dict'>"),
