@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from acme_core._version import __version__
+from acme_core.arguments import shared
 from acme_core.clients import ACME_SETUP_NAMES, cluster_cleanup, cluster_setup
 from acme_core.errors import AcmeError, MissingDependencyError, ParallelMapError
 from acme_core.parallel_map import ParallelMap
@@ -44,6 +45,7 @@ __all__ = [
     "list_stores",
     "local_cluster_setup",
     "open_results",
+    "shared",
     "pbs_cluster_setup",
     "sge_cluster_setup",
     "slurm_cluster_setup",

@@ -82,6 +82,37 @@ class Distribution:
             yield assemble(self.n_args, self.shared, self.call(i), self.pass_task_id)
 
 
+class shared:  # noqa: N801 - used like a function: ParallelMap(f, xs, shared(ys))
+    """Pass ``value`` whole to every call, whatever its length.
+
+    ACME's rules split a list, tuple or 1-D array whose length is the number of
+    calls; wrapped in ``shared``, such a value goes to every call as it is (and it
+    does not count when ``n_inputs`` is inferred).
+
+    Examples
+    --------
+    >>> from acme_core import ParallelMap, shared
+    >>> def f(x, freqs):
+    ...     return x * sum(freqs)
+    >>> with ParallelMap(f, [1, 2], shared([30, 50]), write_worker_results=False,
+    ...                  progress=False) as pmap:
+    ...     pmap.compute()
+    [80, 160]
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"shared({self.value!r})"
+
+
+def _unwrap(value: Any) -> Any:
+    return value.value if isinstance(value, shared) else value
+
+
 def _length(value: Any) -> int | None:
     """The length a value contributes to ``n_inputs`` inference, or None."""
     if isinstance(value, (list, tuple)):
@@ -243,13 +274,48 @@ def distribute(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str
         if _splittable(value, n_calls):
             dist.split_args[index] = _split(value)
         else:
-            dist.shared.args[index] = _share(value, f"positional argument {index}")
+            dist.shared.args[index] = _share(_unwrap(value), f"positional argument {index}")
     for key, value in kwargs.items():
         if not isinstance(params.default(key), np.ndarray) and _splittable(value, n_calls):
             dist.split_kwargs[key] = _split(value)
         else:
-            dist.shared.kwargs[key] = _share(value, f"keyword argument {key!r}", key)
+            dist.shared.kwargs[key] = _share(_unwrap(value), f"keyword argument {key!r}", key)
     return dist
+
+
+def kwargv_of(dist: Distribution) -> dict[str, list[Any]]:
+    """ACME's ``pmap.kwargv``: keyword -> per-call values (N of them) or ``[shared value]``."""
+    view = {key: list(values) for key, values in dist.split_kwargs.items()}
+    view.update({key: [value] for key, value in dist.shared.kwargs.items()})
+    return view
+
+
+def apply_kwargv(dist: Distribution, kwargv: dict[str, list[Any]]) -> bool:
+    """Apply edits of an ACME ``kwargv`` view to ``dist``, as ACME honours them.
+
+    ``kwargv[key] = [value]`` shares ``value`` whole with every call (what Syncopy does to
+    keep a list of length N together); a list of N values splits. Returns whether
+    anything changed.
+    """
+    if kwargv == kwargv_of(dist):
+        return False
+    unknown = sorted(set(kwargv) - set(dist.split_kwargs) - set(dist.shared.kwargs))
+    if unknown:
+        raise ArgumentValueError(f"`kwargv` got keywords the ParallelMap was not given: "
+                                 f"{unknown}", parameter="kwargv")
+    for key, values in kwargv.items():
+        if not isinstance(values, list) or len(values) not in (1, dist.n_calls):
+            raise ArgumentValueError(
+                f"`kwargv[{key!r}]` has to be a list of 1 (shared) or {dist.n_calls} (one per "
+                f"call) values, not {type(values).__name__} of length "
+                f"{len(values) if isinstance(values, list) else '?'}", parameter="kwargv")
+        dist.split_kwargs.pop(key, None)
+        dist.shared.kwargs.pop(key, None)
+        if len(values) == dist.n_calls and dist.n_calls > 1:
+            dist.split_kwargs[key] = list(values)
+        else:
+            dist.shared.kwargs[key] = values[0]
+    return True
 
 
 class _Discard:

@@ -118,16 +118,25 @@ class PickledContext:
         self.blob = blob
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (PickledContext, (self.key, self.blob))
+        # Unpickled, it *is* the context: the function's module is imported where the
+        # executor deserializes task arguments (dask: its worker's main thread, as for
+        # plain client.map), not later in the thread that runs the task, where import-time
+        # code such as signal.signal() fails.
+        return (_load_context, (self.key, self.blob))
 
     def load(self) -> TaskContext:
-        context = _LOADED.get(self.key)
-        if context is None:
-            context = pickle.loads(self.blob)  # cloudpickle's output loads with pickle
-            _LOADED[self.key] = context
-            while len(_LOADED) > LOADED_CONTEXTS:
-                _LOADED.popitem(last=False)
-        return context
+        return _load_context(self.key, self.blob)
+
+
+def _load_context(key: str, blob: bytes) -> TaskContext:
+    """The context pickled as ``blob``, unpickled once per process (cached by ``key``)."""
+    context = _LOADED.get(key)
+    if context is None:
+        context = pickle.loads(blob)  # cloudpickle's output loads with pickle
+        _LOADED[key] = context
+        while len(_LOADED) > LOADED_CONTEXTS:
+            _LOADED.popitem(last=False)
+    return context
 
 
 #: contexts a worker process keeps unpickled (runs overlap rarely; a few are plenty)

@@ -36,10 +36,12 @@ from acme_core._resolve import BackendPlan, resolve_backend, resolve_store
 from acme_core._run import Batch, Ledger, RunLoop
 from acme_core.arguments import (
     Distribution,
+    apply_kwargv,
     check_picklable,
     describe_func,
     distribute,
     fingerprint,
+    kwargv_of,
 )
 from acme_core.errors import ArgumentTypeError, ArgumentValueError, RunDirectoryError, UsageError
 from acme_core.executor import (
@@ -247,6 +249,11 @@ class ParallelMap:
                                                     o.cluster_keywords)
         if not self.backend.runs_in_this_process:
             check_picklable(func, self.dist)
+        #: ACME's per-keyword view of the arguments: keyword -> one value per call, or
+        #: ``[value]`` for a value every call shares. Edits before the first compute()
+        #: are honoured as ACME honours them (``kwargv[key] = [value]`` shares ``value``
+        #: whole); :func:`acme_core.shared` is the direct way to do that.
+        self.kwargv: dict[str, list[Any]] = kwargv_of(self.dist)
         out = o.output_dir
         if not self.store.writes_files:
             out = None
@@ -580,6 +587,8 @@ class ParallelMap:
             log.info("Every call of %s has finished already: returning the results",
                      self.func_name)
             return None
+        if self.state is RunState.READY and apply_kwargv(self.dist, self.kwargv):
+            self._arguments_edited()
         if self._lock is not None:
             self._lock.acquire()  # ours still, or free again; another run's: refused
         ledger = self._ledger
@@ -597,6 +606,19 @@ class ParallelMap:
             log.info("Resuming %s: %d of %d calls already finished", self.output_dir,
                      len(ledger.done), self.dist.n_calls)
         return ledger.todo()
+
+    def _arguments_edited(self) -> None:
+        """``kwargv`` was edited after construction: check the arguments and record them."""
+        log.debug("kwargv was edited: the calls get the edited keyword arguments")
+        self.kwargv = kwargv_of(self.dist)
+        if not self.backend.runs_in_this_process:
+            check_picklable(self.func, self.dist)
+        if not self.store.writes_files:
+            return
+        self.arguments_fingerprint = fingerprint(self.dist)
+        if self.manifest is not None and not self.resume:
+            self.manifest.data["arguments"] = self.arguments_fingerprint
+            self._ledger.save()
 
     def _stopped(self, exc: BaseException, todo: list[int]) -> None:
         """The pass ended early (error, Ctrl-C, a ``break``): keep what finished, say so."""
