@@ -73,7 +73,7 @@ def test_auto_attaches_to_a_running_client_and_leaves_it(tmp_path):
 
 def test_dask_local_backend_with_resources(tmp_path):
     result = run(tmp_path, """
-        from acme_backends.dask_local import DaskLocalExecutor
+        from acme_backends.dask import DaskLocalExecutor
         ex = DaskLocalExecutor(n_workers=2, mem_per_worker="2GB")
         info = ex.client.scheduler_info()["workers"]
         limits = sorted(w["memory_limit"] for w in info.values())

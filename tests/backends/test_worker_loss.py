@@ -48,7 +48,7 @@ def _valid_h5_files(directory: Path) -> list[Path]:
 
 
 def test_worker_killed_mid_call_loses_nothing(in_tmp):
-    from acme_backends.dask_local import DaskLocalExecutor
+    from acme_backends.dask import DaskLocalExecutor
 
     pid_dir = in_tmp / "pids"
     pid_dir.mkdir()

@@ -174,7 +174,7 @@ def _f(x, y, z=3):
 def test_auto_backend_is_slurm_only_on_esi_hosts(monkeypatch):
     from acme_esi import partitions, plugin
 
-    monkeypatch.setattr("acme_backends.dask_client.current_client", lambda: None)
+    monkeypatch.setattr(plugin, "current_client", lambda: None)
     monkeypatch.setattr(partitions, "is_esi_host", lambda: False)
     assert plugin.acme_auto_backend() is None  # elsewhere acme-core runs locally
     # this machine is not an ESI host, so the host test is replaced: the answer itself is real
