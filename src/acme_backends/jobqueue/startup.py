@@ -94,9 +94,13 @@ def ask(question: str, choices: str, default: str, timeout: float) -> str:
 
 
 def describe_reason(reason: str) -> str:
-    """``"(Resources)"`` -> ``"Resources: waiting for free resources (...)"``."""
+    """``"(Resources)"`` -> ``"Resources: waiting for free resources (...)"``.
+
+    A reason with details (``"ReqNodeNotAvail, UnavailableNodes:node[01-04]"``)
+    keeps them after the words.
+    """
     reason = reason.strip("()")
-    words = PENDING_REASONS.get(reason)
+    words = PENDING_REASONS.get(reason.split(",")[0].strip())
     return f"{reason}: {words}" if words else reason or "no reason given"
 
 

@@ -41,8 +41,8 @@ def parse_queues(text: str) -> Queues:
 
 _NCPUS = re.compile(r"(?:np|resources_available\.ncpus)\s*=\s*(\d+)")
 _MEM = re.compile(r"resources_available\.mem\s*=\s*(\S+)")
-# Torque (and Slurm's wrappers) report memory inside the status line instead
-_STATUS_MEM = re.compile(r"[,=\s]physmem=(\w+)")
+# Torque reports memory inside the status line instead
+_STATUS_MEM = re.compile(r"[,=\s](physmem|availmem)=(\w+)")
 
 
 def parse_node_limits(text: str) -> NodeLimits:
@@ -50,7 +50,8 @@ def parse_node_limits(text: str) -> NodeLimits:
 
     CPUs come from ``np`` (Torque) or ``resources_available.ncpus`` (PBS Pro);
     memory from ``resources_available.mem`` (PBS Pro) or ``physmem`` in the
-    ``status`` line (Torque; not ``availmem``, which counts swap too).
+    ``status`` line (Torque). Slurm's Torque wrappers report only ``availmem``,
+    which is taken where ``physmem`` is missing (on Torque it counts swap too).
     """
     cpus: list[float] = []
     mem: list[float] = []
@@ -58,10 +59,10 @@ def parse_node_limits(text: str) -> NodeLimits:
         line = raw.strip()
         if m := _NCPUS.match(line):
             cpus.append(int(m.group(1)))
-        for pattern in (_MEM, _STATUS_MEM):
-            for found in pattern.findall(line):
-                if (value := mem_mb(found)) is not None:
-                    mem.append(value)
+        sizes = [m.group(1)] if (m := _MEM.match(line)) else []
+        status = dict(_STATUS_MEM.findall(line))
+        sizes += [status.get("physmem") or status["availmem"]] if status else []
+        mem += [value for size in sizes if (value := mem_mb(size)) is not None]
     top = largest(cpus)
     return NodeLimits(None if top is None else int(top), largest(mem))
 
@@ -76,7 +77,8 @@ def parse_job_states(text: str, job_ids: Sequence[str]) -> dict[str, JobState]:
 
     Columns: ``Job ID  Name  User  Time Use  S  Queue``; the ``S`` column is the
     fifth. Ids match with or without the ``.server`` suffix; the keys are the ids
-    as given.
+    as given. Completed jobs (``C``) are left out: Torque, and Slurm's wrappers,
+    list them for a while after they ended.
     """
     wanted = {_short(j): j for j in job_ids}
     states = {}
@@ -84,7 +86,8 @@ def parse_job_states(text: str, job_ids: Sequence[str]) -> dict[str, JobState]:
         parts = line.split()
         if len(parts) >= 6 and _short(parts[0]) in wanted and len(parts[4]) == 1:
             code = parts[4]
-            states[wanted[_short(parts[0])]] = JobState(STATES.get(code, code), "")
+            if code != "C":
+                states[wanted[_short(parts[0])]] = JobState(STATES.get(code, code), "")
     return states
 
 

@@ -17,6 +17,7 @@ from acme_backends.schedulers.base import (
     largest,
     mem_mb,
 )
+from acme_core.errors import SchedulerError
 
 __all__ = [
     "SlurmCLI",
@@ -118,10 +119,15 @@ class SlurmCLI(SchedulerCLI):
     def job_states(cls, job_ids: Sequence[str]) -> dict[str, JobState]:
         if not job_ids:
             return {}
-        # squeue -j fails for ids it no longer knows only when *none* is known; an
-        # empty answer then just means every job is gone
-        return parse_job_states(cls.run(["squeue", "-h", "-o", "%i %T %r",
-                                         "-j", ",".join(job_ids)]))
+        try:
+            text = cls.run(["squeue", "-h", "-o", "%i %T %r", "-j", ",".join(job_ids)])
+        except SchedulerError as exc:
+            # squeue fails when slurmctld knows none of the ids any more (purged
+            # MinJobAge seconds after they ended): every job is gone
+            if "Invalid job id specified" in str(exc):
+                return {}
+            raise
+        return parse_job_states(text)
 
     @classmethod
     def cancel(cls, job_ids: Sequence[str]) -> None:
