@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 from acme_backends.dask.client import DaskClientExecutor
 from acme_backends.jobqueue import _docs
+from acme_backends.jobqueue._djq_hooks import cluster_classes
 from acme_backends.jobqueue.kind import check_kind
 from acme_backends.jobqueue.settings import (
     INTERACTIVE_WAIT,
@@ -113,10 +114,12 @@ class JobQueueExecutor(DaskClientExecutor):
     def check_options(cls, options: Mapping[str, Any]) -> None:
         """Refuse what ``cls(**options)`` would refuse without asking the scheduler.
 
-        ParallelMap calls this at construction: unknown or reserved keywords and
-        wrong types fail before anything starts.
+        ParallelMap calls this at construction: a class attribute the backend's
+        author forgot, a missing dask-jobqueue, unknown or reserved keywords and
+        wrong values fail before anything starts.
         """
         check_kind(cls)
+        cluster_classes(cls)
         request = JobQueueRequest.from_keywords(options)
         check_jobqueue_keywords(cls, request.extra)
         check_scalars(cls, request)

@@ -169,9 +169,13 @@ def resolve(kind: JobQueueKind, **keywords: Any) -> JobQueueSettings:
     SchedulerError
         The scheduler's tools are missing or do not answer.
     PluginError
-        ``kind`` lacks a class attribute its author has to set.
+        ``kind`` lacks a class attribute its author has to set (or names no
+        dask-jobqueue cluster class).
+    MissingDependencyError
+        dask-jobqueue is not installed.
     """
     check_kind(kind)
+    cluster_classes(kind)  # dask-jobqueue is there and has the class, before the scheduler is asked
     request = JobQueueRequest.from_keywords(keywords)
     check_jobqueue_keywords(kind, request.extra)
     scalars = check_scalars(kind, request)
