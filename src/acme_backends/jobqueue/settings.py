@@ -248,6 +248,8 @@ def check_scalars(kind: JobQueueKind, request: JobQueueRequest) -> dict[str, Any
     if processes > cores:
         raise ArgumentValueError(f"`processes_per_worker` ({processes}) cannot exceed "
                                  f"`cores_per_worker` ({cores})", parameter="processes_per_worker")
+    _checks.instance_of(r.partition, "partition", (str, type(None)),
+                        f"'auto' or a valid {kind.cli.title} {kind.queue_word} name")
     return {
         "n_workers": resolve_n_workers(kind, r.n_workers, r.n_calls),
         "cores": cores, "processes": processes,
@@ -317,16 +319,14 @@ def _security(security: Any) -> Any:
     return security
 
 
-def resolve_queue(kind: JobQueueKind, partition: Any, check: bool) -> str | None:
+def resolve_queue(kind: JobQueueKind, partition: str | None, check: bool) -> str | None:
     """The queue the jobs go to: ``"auto"`` -> the default one (None when there is none).
 
     With ``check`` (and for ``"auto"``), a name the scheduler does not list is
-    refused with the list of those it has.
+    refused with the list of those it has. ``partition`` is a string or None
+    (:func:`check_scalars` saw to that).
     """
     word, title = kind.queue_word, kind.cli.title
-    if partition is not None and not isinstance(partition, str):
-        raise ArgumentTypeError(f"`partition` has to be 'auto' or a valid {title} {word} name, "
-                                f"not {partition}", parameter="partition")
     queue = None if partition in ("auto", None) else partition
     if not check and queue is not None:
         return queue
@@ -338,9 +338,11 @@ def resolve_queue(kind: JobQueueKind, partition: Any, check: bool) -> str | None
     if queue is None:
         return default
     if names and queue not in names:
+        # '8gbxs' is '8GBXS' to a reader, but too far from it for difflib
+        hint = next((f" Did you mean {n!r}?" for n in names if n.lower() == queue.lower()),
+                    did_you_mean(queue, names))
         raise ArgumentValueError(f"Invalid {word} selection {queue!r}, available {title} "
-                                 f"{word}s are {names}.{did_you_mean(queue, names)}",
-                                 parameter="partition")
+                                 f"{word}s are {names}.{hint}", parameter="partition")
     return queue
 
 
