@@ -119,6 +119,8 @@ def test_n_workers_auto_is_one_per_call_up_to_a_limit():
     ({"walltime": 60}, ArgumentTypeError, "walltime"),
     ({"dashboard_address": 8787}, ArgumentTypeError, "dashboard_address"),
     ({"partition": 8}, ArgumentTypeError, "partition"),
+    ({"mem_per_worker": 2}, ArgumentTypeError, "mem_per_worker"),
+    ({"mem_per_worker": "lots"}, ArgumentValueError, "mem_per_worker"),
     ({"memory": "1GB"}, ArgumentTypeError, "memory"),  # dask-jobqueue's name, set by acme-core
     ({"walltim": "1:00:00"}, ArgumentTypeError, "walltim"),
 ])

@@ -16,15 +16,17 @@ __all__ = ["KEYWORDS", "WORDS", "parameters"]
 
 #: scheduler -> the words its docstrings use
 WORDS: dict[str, dict[str, str]] = {
-    "any": {"queue": "partition (SLURM) or queue (PBS, SGE)", "title": "the scheduler",
-            "directive": "scheduler directives (``#SBATCH``, ``#PBS``, ``#$`` lines)",
-            "cluster": "dask-jobqueue cluster class", "example": '``["--qos=long"]``'},
-    "slurm": {"queue": "partition", "title": "SLURM", "directive": "``#SBATCH`` options",
-              "cluster": "``dask_jobqueue.SLURMCluster``", "example": '``["--qos=long"]``'},
-    "pbs": {"queue": "queue", "title": "PBS", "directive": "``#PBS`` options",
+    "any": {"jobs": "batch jobs", "queue": "queue (partition on SLURM)", "title": "the scheduler",
+            "directive": "scheduler directives (``#SBATCH``, ``#PBS`` or ``#$`` lines)",
+            "cluster": "the dask-jobqueue cluster class", "example": '``["--qos=long"]``'},
+    "slurm": {"jobs": "SLURM jobs", "queue": "partition", "title": "SLURM",
+              "directive": "``#SBATCH`` options", "cluster": "``dask_jobqueue.SLURMCluster``",
+              "example": '``["--qos=long"]``'},
+    "pbs": {"jobs": "PBS jobs", "queue": "queue", "title": "PBS", "directive": "``#PBS`` options",
             "cluster": "``dask_jobqueue.PBSCluster``", "example": '``["-A myproject"]``'},
-    "sge": {"queue": "queue", "title": "Grid Engine", "directive": "``#$`` options",
-            "cluster": "``dask_jobqueue.SGECluster``", "example": '``["-P myproject"]``'},
+    "sge": {"jobs": "Grid Engine jobs", "queue": "queue", "title": "Grid Engine",
+            "directive": "``#$`` options", "cluster": "``dask_jobqueue.SGECluster``",
+            "example": '``["-P myproject"]``'},
 }
 
 #: one numpydoc entry per keyword; ``name:variant`` where the backend and the setups differ
@@ -52,8 +54,8 @@ n_workers : int
     Number of worker jobs.""",
     "mem_per_worker": """\
 mem_per_worker : str
-    Memory per job, e.g. ``"2GB"``; ``"auto"``: the {queue}'s default memory per
-    core times ``cores_per_worker`` (1 GB per core without a default), less
+    Memory per job, e.g. ``"2GB"``; ``"auto"``: the default memory per core of the
+    {queue} times ``cores_per_worker`` (1 GB per core without a default), less
     ``mem_cushion``. More than any node has, or than the {queue} allows, is a
     ``ValueError`` before anything is submitted.""",
     "setup_timeout": """\
@@ -100,7 +102,7 @@ job_extra : list of str
     Extra {directive}, e.g. {example}.""",
     "walltime": """\
 walltime : str, optional
-    Job time limit; default none, so the {queue}'s own limit applies (ACME's choice).""",
+    Job time limit; default none, so the limit of the {queue} applies (ACME's choice).""",
     "log_directory": """\
 log_directory : str, optional
     Directory for the job logs; default ``<run_dir>/job-logs`` when there is a run
@@ -135,7 +137,7 @@ n_calls : int, optional
     Number of calls the run will make (sizes ``n_workers="auto"``; ParallelMap passes it).""",
     "mem_cushion": """\
 mem_cushion : float
-    Megabytes kept free below the {queue}'s memory when ``mem_per_worker`` is
+    Megabytes kept free below the memory of the {queue} when ``mem_per_worker`` is
     ``"auto"`` (ACME's keyword).""",
     "jobqueue_options": """\
 **jobqueue_options
@@ -168,6 +170,13 @@ QUEUE_SETUP = ("queue:first", "n_workers:setup", "mem_per_worker", "cores_per_wo
                *(k for k in SHARED if k not in {"interactive_wait", "job_extra"}))
 
 
+def _entry(text: str) -> str:
+    """One entry, its description refilled (the scheduler's words change its line lengths)."""
+    head, _, body = text.partition("\n")
+    return head + "\n" + textwrap.fill(" ".join(body.split()), width=88,
+                                       initial_indent="    ", subsequent_indent="    ")
+
+
 def parameters(names: tuple[str, ...], scheduler: str) -> str:
     """The numpydoc entries of ``names`` for ``scheduler``, to format into a docstring.
 
@@ -175,5 +184,5 @@ def parameters(names: tuple[str, ...], scheduler: str) -> str:
     where it goes); the others are indented by 4, as in a function's docstring.
     """
     words = WORDS[scheduler]
-    text = "\n".join(KEYWORDS[name].format(**words) for name in names)
+    text = "\n".join(_entry(KEYWORDS[name].format(**words)) for name in names)
     return textwrap.indent(text, "    ").lstrip()

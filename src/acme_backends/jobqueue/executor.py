@@ -36,7 +36,7 @@ from acme_backends.schedulers.slurm import SlurmCLI
 
 __all__ = ["JobQueueExecutor", "PbsExecutor", "SgeExecutor", "SlurmExecutor"]
 
-_DOC = """Start dask workers as {title} jobs ({cluster}) and run tasks on them.
+_DOC = """Start dask workers as {jobs} ({cluster}) and run tasks on them.
 
     Every keyword is checked, and the request against what {title} reports,
     before anything is submitted. The first five are ACME's cluster keywords,

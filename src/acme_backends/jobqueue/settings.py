@@ -250,6 +250,8 @@ def check_scalars(kind: JobQueueKind, request: JobQueueRequest) -> dict[str, Any
                                  f"`cores_per_worker` ({cores})", parameter="processes_per_worker")
     _checks.instance_of(r.partition, "partition", (str, type(None)),
                         f"'auto' or a valid {kind.cli.title} {kind.queue_word} name")
+    if r.mem_per_worker is not None:
+        _checks.mem_spec(r.mem_per_worker)  # "auto" is resolved later, against the queue
     return {
         "n_workers": resolve_n_workers(kind, r.n_workers, r.n_calls),
         "cores": cores, "processes": processes,

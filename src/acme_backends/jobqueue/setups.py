@@ -25,7 +25,7 @@ from acme_core.prompts import can_ask
 
 __all__ = ["pbs_cluster_setup", "sge_cluster_setup", "slurm_cluster_setup"]
 
-_DOC = """Start dask workers as {title} jobs and return a client connected to them.
+_DOC = """Start dask workers as {jobs} and return a client connected to them.
 
     Every keyword is checked, and the request against what {title} reports,
     before anything is submitted. A running client on a {title} cluster with
