@@ -142,3 +142,34 @@ def test_soak_script_prints_lost_0(tmp_path):
     killed = int(out.stdout.split("workers killed:")[1].split()[0])
     assert killed >= 1
     assert out.stdout.strip().splitlines()[-1] == "lost: 0"
+
+
+def test_workers_the_local_cluster_gave_up_on_are_started_again(in_tmp):
+    """distributed's SpecCluster forgets a worker that stays away longer than
+    ``distributed.deploy.lost-worker-timeout`` and never starts it again; the
+    dask-local backend does (the soak test's kill storm ran into this: every
+    worker gone, the run waiting for nothing).
+    """
+    import dask
+
+    from acme_backends.dask import DaskLocalExecutor
+
+    executor = DaskLocalExecutor(n_workers=1)
+    cluster = executor.client.cluster
+    try:
+        with dask.config.set({"distributed.deploy.lost-worker-timeout": "10ms"}):
+            (pid,) = executor.client.run(os.getpid).values()
+            os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 30
+            while cluster.workers and time.monotonic() < deadline:
+                time.sleep(0.05)
+        assert cluster.workers == {} and len(cluster.worker_spec) == 1  # dropped, spec kept
+        time.sleep(1)
+        assert cluster.workers == {}  # and nothing starts it again by itself
+        deadline = time.monotonic() + 60
+        while executor.worker_count() < 1 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert executor.worker_count() == 1
+        assert executor.submit(abs, -2).result(timeout=30) == 2
+    finally:
+        executor.shutdown()

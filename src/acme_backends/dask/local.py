@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import inspect
 import logging
+import math
 import os
+import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -186,6 +188,7 @@ class DaskLocalExecutor(DaskClientExecutor):
     def __init__(self, n_workers: int | str = "auto", mem_per_worker: str = "auto",
                  threads_per_worker: int = 1, **cluster_options: Any) -> None:
         workers, memory = self._own_options(n_workers, mem_per_worker)
+        self._revived_at = -math.inf
         client = local_cluster_setup(
             n_workers=workers, mem_per_worker=memory, threads_per_worker=threads_per_worker,
             interactive=False, **cluster_options)
@@ -204,6 +207,33 @@ class DaskLocalExecutor(DaskClientExecutor):
         if isinstance(n, int) and not isinstance(n, bool) and n > 0:
             return n
         return os.cpu_count()
+
+    def worker_count(self) -> int:
+        """How many workers are up now, after restarting those the cluster gave up on."""
+        self._revive_lost_workers()
+        return super().worker_count()
+
+    def _revive_lost_workers(self) -> None:
+        """Start again the workers the LocalCluster dropped for good.
+
+        When a worker stays away longer than ``distributed.deploy.lost-worker-timeout``
+        (15 s; e.g. killed again while it restarts on a busy machine), distributed's
+        SpecCluster closes its nanny and forgets it, but keeps its spec: nothing
+        starts it again, and a run whose workers all went that way waits for
+        nothing. ``scale()`` to the spec's size starts the missing ones.
+        ParallelMap asks :meth:`worker_count` every tick, so this runs often.
+        """
+        cluster = getattr(self.client, "cluster", None)
+        spec, running = getattr(cluster, "worker_spec", None), getattr(cluster, "workers", None)
+        if cluster is None or not isinstance(spec, dict) or not isinstance(running, dict):
+            return
+        missing = len(spec) - len(running)
+        # scale() acts on the cluster's event loop: give it a moment before asking again
+        if missing > 0 and cluster.status.name == "running" \
+                and time.monotonic() - self._revived_at > 2:
+            self._revived_at = time.monotonic()
+            log.warning("Restarting %d worker(s) the local cluster had given up on", missing)
+            cluster.scale(len(spec))
 
     @classmethod
     def check_options(cls, options: dict[str, Any]) -> None:
