@@ -8,7 +8,7 @@ create each result (``np.full``) and the store writes it (``"memory"`` sends it
 back to the driver instead). Baseline: one process creating the same arrays and
 writing them with h5py into one stacked dataset. The cluster is the one
 ParallelMap starts by itself (``acme_core.local_cluster_setup``, whose workers
-keep freed memory for reuse: ``acme_core.worker_malloc``); ``--plain-dask``
+keep freed memory for reuse: ``acme_backends.dask.malloc``); ``--plain-dask``
 runs A on a plain ``distributed.LocalCluster`` instead, where every new 1 MB
 array is fresh memory.
 

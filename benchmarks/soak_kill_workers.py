@@ -52,7 +52,7 @@ def main() -> int:
     parser.add_argument("--output-dir", default=None)
     args = parser.parse_args()
 
-    from acme_backends.dask_local import DaskLocalExecutor
+    from acme_backends.dask import DaskLocalExecutor
     from acme_core import ParallelMap, open_results
 
     out = args.output_dir or tempfile.mkdtemp(prefix="acme-soak-")

@@ -13,11 +13,18 @@ from typing import Any
 from acme_core.hookspecs import Register
 from acme_core.plugins import hookimpl
 
+__all__ = [
+    "acme_auto_backend",
+    "acme_cluster_cleanup",
+    "acme_register_cluster_setups",
+    "acme_register_executors",
+]
+
 
 @hookimpl
 def acme_register_executors(register: Register[type[Any]]) -> None:
-    from acme_backends.dask_client import DaskClientExecutor
-    from acme_backends.dask_local import DaskLocalExecutor
+    """The ``dask-local``, ``dask``, ``slurm``, ``pbs`` and ``sge`` backends."""
+    from acme_backends.dask import DaskClientExecutor, DaskLocalExecutor
     from acme_backends.jobqueue import PbsExecutor, SgeExecutor, SlurmExecutor
 
     register(DaskLocalExecutor)
@@ -29,8 +36,9 @@ def acme_register_executors(register: Register[type[Any]]) -> None:
 
 @hookimpl
 def acme_register_cluster_setups(register: Register[Callable[..., Any]]) -> None:
-    from acme_core.cluster_setups import pbs_cluster_setup, sge_cluster_setup, slurm_cluster_setup
-    from acme_core.clusters import local_cluster_setup
+    """ACME's ``local``, ``slurm``, ``pbs`` and ``sge`` cluster setups."""
+    from acme_backends.dask import local_cluster_setup
+    from acme_backends.jobqueue import pbs_cluster_setup, sge_cluster_setup, slurm_cluster_setup
 
     register(local_cluster_setup, name="local")
     register(slurm_cluster_setup, name="slurm")
@@ -44,7 +52,7 @@ def acme_auto_backend() -> tuple[str, dict[str, Any]]:
 
     Registered ``trylast``, so a site plugin that answers on its own machines wins.
     """
-    from acme_backends.dask_client import current_client
+    from acme_backends.dask import current_client
 
     return ("dask", {}) if current_client() is not None else ("dask-local", {})
 
@@ -52,7 +60,7 @@ def acme_auto_backend() -> tuple[str, dict[str, Any]]:
 @hookimpl(trylast=True)
 def acme_cluster_cleanup(client: Any) -> bool | None:
     """Stop a dask client (None: the one running here) and the cluster behind it."""
-    from acme_core.clusters import cluster_cleanup, is_dask_client
+    from acme_backends.dask import cluster_cleanup, is_dask_client
 
     if client is not None and not is_dask_client(client):
         return None

@@ -8,8 +8,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import ClassVar
 
-from acme_backends.dask_client import DaskClientExecutor
-from acme_backends.dask_local import DaskLocalExecutor
+from acme_backends.dask import DaskClientExecutor, DaskLocalExecutor
 from acme_core.testing import AttachingExecutorTests, ExecutorTests
 
 

@@ -73,7 +73,7 @@ def test_auto_attaches_to_a_running_client_and_leaves_it(tmp_path):
 
 def test_dask_local_backend_with_resources(tmp_path):
     result = run(tmp_path, """
-        from acme_backends.dask_local import DaskLocalExecutor
+        from acme_backends.dask import DaskLocalExecutor
         ex = DaskLocalExecutor(n_workers=2, mem_per_worker="2GB")
         info = ex.client.scheduler_info()["workers"]
         limits = sorted(w["memory_limit"] for w in info.values())
@@ -173,3 +173,83 @@ def test_setup_keyword_errors():
         local_cluster_setup(n_workers=0)
     with pytest.raises(TypeError, match="`client` has to be a dask client object"):
         cluster_cleanup(3)
+
+
+# ------------------------------------------------------------------ refused before a process starts
+@pytest.fixture
+def no_process_starts():
+    """The test body must start no process and no dask cluster."""
+    import psutil
+    from distributed.deploy.spec import SpecCluster
+
+    me = psutil.Process()
+    children = {p.pid for p in me.children(recursive=True)}
+    clusters = len(SpecCluster._instances)
+    yield
+    assert {p.pid for p in me.children(recursive=True)} <= children
+    assert len(SpecCluster._instances) == clusters
+
+
+@pytest.mark.parametrize(("options", "parameter", "message"), [
+    ({"bogus": 3}, "bogus", r"unexpected keyword argument\(s\) \['bogus'\]"),
+    ({"n_worker": 2}, "n_worker", "Did you mean 'n_workers'"),
+    ({"processes": "maybe"}, "processes", "`processes` has to be True or False, not 'maybe'"),
+    ({"scheduler_port": True}, "scheduler_port", "has to be a port number"),
+    ({"n_workers": "x"}, "n_workers", "`n_workers` has to be a scalar"),
+    ({"threads_per_worker": 0}, "threads_per_worker", "between 1 and inf"),
+])
+def test_local_cluster_setup_refuses_bad_keywords_before_starting(options, parameter, message,
+                                                                   no_process_starts):
+    """Before: ``bogus=3`` reached the workers and ended as 'ReusingNanny failed to start'."""
+    from acme_backends.dask import local_cluster_setup
+    from acme_core.errors import ArgumentError
+
+    with pytest.raises((TypeError, ValueError), match=message) as err:
+        local_cluster_setup(interactive=False, **options)
+    assert isinstance(err.value, ArgumentError) and err.value.parameter == parameter
+
+
+@pytest.mark.parametrize(("options", "parameter"), [
+    ({"bogus": 3}, "bogus"),
+    ({"n_workers": "x"}, "n_workers"),
+    ({"processes": "maybe"}, "processes"),
+    ({"mem_per_worker": 2}, "mem_per_worker"),
+])
+def test_dask_local_executor_refuses_bad_options_before_starting(options, parameter, in_tmp,
+                                                                 no_process_starts):
+    """The class itself, its check_options and ParallelMap's construction refuse alike."""
+    from acme_backends.dask import DaskLocalExecutor
+    from acme_core import ParallelMap
+    from acme_core.errors import ArgumentTypeError
+
+    with pytest.raises(ArgumentTypeError) as err:
+        DaskLocalExecutor(**options)
+    assert err.value.parameter == parameter
+    with pytest.raises(ArgumentTypeError):
+        DaskLocalExecutor.check_options(options)
+    # ParallelMap asks check_options when it is constructed, before anything starts
+    with pytest.raises(ValueError, match=f"`backend_options`.*{parameter}"):
+        ParallelMap(abs, [1, 2], backend="dask-local", backend_options=options)
+    assert list(in_tmp.iterdir()) == []
+
+
+def test_dask_local_executor_refuses_bad_values(no_process_starts):
+    from acme_backends.dask import DaskLocalExecutor
+    from acme_core.errors import ArgumentValueError
+
+    for options in ({"n_workers": 0}, {"mem_per_worker": "lots"}):
+        with pytest.raises(ArgumentValueError):
+            DaskLocalExecutor(**options)
+        with pytest.raises(ArgumentValueError):
+            DaskLocalExecutor.check_options(options)
+    DaskLocalExecutor.check_options({"n_workers": 2, "mem_per_worker": "1GB",
+                                     "processes": False, "worker_class": "distributed.Nanny"})
+
+
+def test_cluster_cleanup_is_an_argument_error():
+    from acme_backends.dask import cluster_cleanup
+    from acme_core.errors import ArgumentTypeError
+
+    with pytest.raises(ArgumentTypeError) as err:
+        cluster_cleanup("not a client")
+    assert err.value.parameter == "client"

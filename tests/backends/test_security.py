@@ -16,7 +16,9 @@ from acme_core import cluster_cleanup, local_cluster_setup, slurm_cluster_setup
 from jobqueue_util import LOOPBACK, slurm_jobs, slurm_status, wait_until_empty
 
 RUNNING, WHY = slurm_status()
-slurm = pytest.mark.skipif(not RUNNING, reason=WHY)
+
+
+# every test but the last is marked slurm, so that ``-m "not slurm"`` leaves SLURM alone
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +33,8 @@ def tls_cluster(tmp_path_factory):
     assert wait_until_empty(slurm_jobs) == []
 
 
-@slurm
+@pytest.mark.slurm
+@pytest.mark.skipif(not RUNNING, reason=WHY)
 def test_scheduler_speaks_tls_and_workers_connected(tls_cluster):
     client, _ = tls_cluster
     assert client.scheduler.address.startswith("tls://")
@@ -40,7 +43,8 @@ def test_scheduler_speaks_tls_and_workers_connected(tls_cluster):
     assert client.submit(sum, [1, 2]).result(timeout=30) == 3
 
 
-@slurm
+@pytest.mark.slurm
+@pytest.mark.skipif(not RUNNING, reason=WHY)
 def test_plain_tcp_client_cannot_connect(tls_cluster):
     from distributed import Client
 
@@ -50,7 +54,8 @@ def test_plain_tcp_client_cannot_connect(tls_cluster):
         Client(tcp, timeout=3, set_as_default=False)
 
 
-@slurm
+@pytest.mark.slurm
+@pytest.mark.skipif(not RUNNING, reason=WHY)
 def test_tls_client_without_the_credentials_cannot_connect(tls_cluster):
     from distributed import Client
     from distributed.security import Security
@@ -61,7 +66,8 @@ def test_tls_client_without_the_credentials_cannot_connect(tls_cluster):
         Client(client.scheduler.address, security=stranger, timeout=3, set_as_default=False)
 
 
-@slurm
+@pytest.mark.slurm
+@pytest.mark.skipif(not RUNNING, reason=WHY)
 def test_worker_credentials_are_private(tls_cluster):
     _, logs = tls_cluster
     tls_dir = logs / ".tls"
@@ -70,13 +76,15 @@ def test_worker_credentials_are_private(tls_cluster):
     assert keys and all(stat.S_IMODE(k.stat().st_mode) == 0o600 for k in keys)
 
 
-@slurm
+@pytest.mark.slurm
+@pytest.mark.skipif(not RUNNING, reason=WHY)
 def test_dashboard_binds_to_localhost(tls_cluster):
     client, _ = tls_cluster
     assert urlparse(client.dashboard_link).hostname == "127.0.0.1"
 
 
-@slurm
+@pytest.mark.slurm
+@pytest.mark.skipif(not RUNNING, reason=WHY)
 def test_security_false_opts_out(tmp_path):
     client = slurm_cluster_setup(n_workers=1, mem_per_worker="500MB", timeout=60,
                                  interactive=False, security=False, reuse=False,

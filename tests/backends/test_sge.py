@@ -74,3 +74,11 @@ def test_memory_above_the_node_fails_before_submitting(in_tmp):
     with pytest.raises(ValueError, match="more than any node of queue all.q has"):
         sge_cluster_setup(queue="all.q", mem_per_worker="100GB", interactive=False, **LOOPBACK)
     assert sge_jobs() == []
+
+
+def test_acme_n_cores_alone_is_no_conflict(in_tmp):
+    """ACME's ``n_cores`` reaches the check (before: 'give cores_per_worker or n_cores')."""
+    with pytest.raises(ValueError, match="`cores_per_worker` 64 is more than any node of queue "
+                                         "all.q has"):
+        sge_cluster_setup(queue="all.q", n_cores=64, interactive=False, **LOOPBACK)
+    assert sge_jobs() == []

@@ -127,7 +127,7 @@ def test_job_that_never_starts_times_out_with_the_reason(in_tmp):
 
 
 def test_submission_refused_by_the_scheduler_is_reported(in_tmp):
-    from acme_backends.jobqueue import SchedulerError
+    from acme_core.errors import SchedulerError
 
     start = time.monotonic()
     with pytest.raises(SchedulerError, match="Memory specification can not be satisfied"):
@@ -246,11 +246,11 @@ def test_interactive_question_takes_its_default_when_nobody_answers(in_tmp, monk
     import os
     import sys
 
-    import acme_core.cluster_setups
+    import acme_backends.jobqueue.setups
 
     read_end, write_end = os.pipe()  # stdin that never gets an answer
     monkeypatch.setattr(sys, "stdin", os.fdopen(read_end))
-    monkeypatch.setattr(acme_core.cluster_setups, "can_ask", lambda: True)
+    monkeypatch.setattr(acme_backends.jobqueue.setups, "can_ask", lambda: True)
     start = time.monotonic()
     try:
         with pytest.raises(TimeoutError, match="aborted by the user.*MaxMemPerLimit"):

@@ -48,7 +48,7 @@ def _valid_h5_files(directory: Path) -> list[Path]:
 
 
 def test_worker_killed_mid_call_loses_nothing(in_tmp):
-    from acme_backends.dask_local import DaskLocalExecutor
+    from acme_backends.dask import DaskLocalExecutor
 
     pid_dir = in_tmp / "pids"
     pid_dir.mkdir()
@@ -135,10 +135,45 @@ def test_ctrl_c_keeps_finished_results_and_resume_finishes(tmp_path):
 def test_soak_script_prints_lost_0(tmp_path):
     """A short run of benchmarks/soak_kill_workers.py: workers SIGKILLed every second."""
     script = Path(__file__).resolve().parents[2] / "benchmarks" / "soak_kill_workers.py"
-    out = subprocess.run([sys.executable, str(script), "--calls", "400", "--every", "1",
-                          "--seconds", "0.02", "--output-dir", str(tmp_path / "run")],
-                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    try:  # a shorter timeout than pytest's, so that a stuck run shows what it logged
+        out = subprocess.run([sys.executable, str(script), "--calls", "400", "--every", "1",
+                              "--seconds", "0.02", "--output-dir", str(tmp_path / "run")],
+                             capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    except subprocess.TimeoutExpired as exc:
+        logged = exc.stderr.decode() if isinstance(exc.stderr, bytes) else exc.stderr or ""
+        pytest.fail(f"the soak run did not finish in 240 s; its log ended with:\n{logged[-3000:]}")
     assert out.returncode == 0, out.stdout + out.stderr[-3000:]
     killed = int(out.stdout.split("workers killed:")[1].split()[0])
     assert killed >= 1
     assert out.stdout.strip().splitlines()[-1] == "lost: 0"
+
+
+def test_workers_the_local_cluster_gave_up_on_are_started_again(in_tmp):
+    """distributed's SpecCluster forgets a worker that stays away longer than
+    ``distributed.deploy.lost-worker-timeout`` and never starts it again; the
+    dask-local backend does (the soak test's kill storm ran into this: every
+    worker gone, the run waiting for nothing).
+    """
+    import dask
+
+    from acme_backends.dask import DaskLocalExecutor
+
+    executor = DaskLocalExecutor(n_workers=1)
+    cluster = executor.client.cluster
+    try:
+        with dask.config.set({"distributed.deploy.lost-worker-timeout": "10ms"}):
+            (pid,) = executor.client.run(os.getpid).values()
+            os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 30
+            while cluster.workers and time.monotonic() < deadline:
+                time.sleep(0.05)
+        assert cluster.workers == {} and len(cluster.worker_spec) == 1  # dropped, spec kept
+        time.sleep(1)
+        assert cluster.workers == {}  # and nothing starts it again by itself
+        deadline = time.monotonic() + 60
+        while executor.worker_count() < 1 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert executor.worker_count() == 1
+        assert executor.submit(abs, -2).result(timeout=30) == 2
+    finally:
+        executor.shutdown()

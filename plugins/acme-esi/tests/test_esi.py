@@ -29,8 +29,10 @@ def slurm_up() -> bool:
     return "UP" in out.stdout and "8GBS" in names
 
 
+#: needs SLURM; also marked ``slurm`` so that ``-m "not slurm"`` leaves SLURM alone
 slurm = pytest.mark.skipif(not slurm_up(), reason="no local SLURM with ESI-like partitions; "
                            "start it with acme-core's .ci/start-slurm.sh")
+on_slurm = pytest.mark.slurm
 
 
 def squeue() -> list[str]:
@@ -103,6 +105,7 @@ def test_registered_through_the_acme_entry_point(installed_plugin, tmp_path):
 
 
 # ---------------------------------------------------------------- on the local SLURM
+@on_slurm
 @slurm
 def test_auto_partition_reaches_the_job(tmp_path):
     from acme_core import cluster_cleanup
@@ -121,6 +124,7 @@ def test_auto_partition_reaches_the_job(tmp_path):
     assert wait_empty() == []
 
 
+@on_slurm
 @slurm
 def test_memory_estimate_takes_the_whole_partition(tmp_path):
     from acme_core import cluster_cleanup
@@ -138,6 +142,7 @@ def test_memory_estimate_takes_the_whole_partition(tmp_path):
     assert wait_empty() == []
 
 
+@on_slurm
 @slurm
 def test_walkthrough_with_esi_setup(tmp_path):
     import h5py
@@ -160,6 +165,7 @@ def test_walkthrough_with_esi_setup(tmp_path):
     assert wait_empty() == []
 
 
+@on_slurm
 @slurm
 def test_bad_partition_lists_the_partitions():
     with pytest.raises(ValueError, match="available SLURM partitions are"):
@@ -174,7 +180,7 @@ def _f(x, y, z=3):
 def test_auto_backend_is_slurm_only_on_esi_hosts(monkeypatch):
     from acme_esi import partitions, plugin
 
-    monkeypatch.setattr("acme_backends.dask_client.current_client", lambda: None)
+    monkeypatch.setattr(plugin, "current_client", lambda: None)
     monkeypatch.setattr(partitions, "is_esi_host", lambda: False)
     assert plugin.acme_auto_backend() is None  # elsewhere acme-core runs locally
     # this machine is not an ESI host, so the host test is replaced: the answer itself is real

@@ -14,6 +14,17 @@ import re
 import socket
 from collections.abc import Iterable
 
+from acme_core.errors import ArgumentValueError
+
+__all__ = [
+    "AUTO_CLASS",
+    "ESI_PARTITIONS",
+    "INVALID_PARTITIONS",
+    "is_esi_host",
+    "partition_memory_gb",
+    "pick_partition",
+]
+
 #: x86 partitions of ESI's cluster (memory in GB per core is in the name)
 ESI_PARTITIONS: tuple[str, ...] = (
     "8GBXS", "8GBS", "8GBL", "8GBVL",
@@ -44,19 +55,20 @@ def pick_partition(mem_gb: float, available: Iterable[str], size_class: str = AU
 
     Raises
     ------
-    ValueError
+    ArgumentValueError
         No partition of that class is large enough; the message lists them.
     """
     if not (isinstance(mem_gb, (int, float)) and mem_gb > 0 and math.isfinite(mem_gb)):
-        raise ValueError(f"memory estimate has to be a positive number of GB, not {mem_gb!r}")
+        raise ArgumentValueError(f"memory estimate has to be a positive number of GB, not "
+                                 f"{mem_gb!r}", parameter="mem_per_worker")
     sizes = sorted((partition_memory_gb(p), p) for p in available
                    if (m := _NAME.match(p)) and m.group(2) == size_class)
     for gb, name in sizes:
         if gb is not None and gb >= mem_gb:
             return name
-    raise ValueError(f"no {size_class!r} partition has {mem_gb:g} GB: the largest of "
-                     f"{[n for _, n in sizes]} is too small. Pick a partition yourself or "
-                     "need less memory.")
+    raise ArgumentValueError(f"no {size_class!r} partition has {mem_gb:g} GB: the largest of "
+                             f"{[n for _, n in sizes]} is too small. Pick a partition yourself "
+                             "or need less memory.", parameter="mem_per_worker")
 
 
 def is_esi_host() -> bool:

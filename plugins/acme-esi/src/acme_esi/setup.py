@@ -10,27 +10,49 @@ import shutil
 from datetime import datetime
 from typing import Any
 
+from acme_backends.dask import local_cluster_setup
+from acme_backends.jobqueue import slurm_cluster_setup
+from acme_backends.schedulers.slurm import SlurmCLI
+from acme_core.errors import ArgumentTypeError, ArgumentValueError
+
 from acme_esi.partitions import INVALID_PARTITIONS, pick_partition
+
+__all__ = ["ESI_LOG_ROOT", "esi_cluster_setup"]
 
 log = logging.getLogger("acme")
 
 #: ESI's shared log area (ACME writes job logs there); used when it exists
 ESI_LOG_ROOT = "/cs/slurm"
 
+#: ACME's way of passing its memory estimate: "estimate_memuse:<GB>"
+ESTIMATE = "estimate_memuse:"
+
+
+def _bytes(mem_per_worker: str) -> int:
+    """``"12GB"`` -> bytes; anything that is not a positive size is an ArgumentValueError."""
+    from dask.utils import parse_bytes
+
+    try:
+        size = int(parse_bytes(mem_per_worker))
+    except (ValueError, TypeError):
+        size = 0
+    if size <= 0:
+        raise ArgumentValueError(f"`mem_per_worker` has to be a valid memory specifier (e.g., "
+                                 f"'8GB', '12000MB'), not {mem_per_worker!r}",
+                                 parameter="mem_per_worker")
+    return size
+
 
 def _memory_need_gb(mem_per_worker: str) -> float:
     """GB that ``mem_per_worker`` asks for: a size (``"12GB"``) or ACME's ``"estimate_memuse:<GB>"``."""
-    if mem_per_worker.startswith("estimate_memuse:"):
+    if mem_per_worker.startswith(ESTIMATE):
         try:
             return float(mem_per_worker.split(":", 1)[1])
         except ValueError:
-            raise ValueError(f"`mem_per_worker` estimate has to be 'estimate_memuse:<GB>', not "
-                             f"{mem_per_worker!r}") from None
-    from acme_core import validation
-    from dask.utils import parse_bytes
-
-    validation.mem_spec(mem_per_worker)
-    return parse_bytes(mem_per_worker) / 1e9
+            raise ArgumentValueError(f"`mem_per_worker` estimate has to be "
+                                     f"'estimate_memuse:<GB>', not {mem_per_worker!r}",
+                                     parameter="mem_per_worker") from None
+    return _bytes(mem_per_worker) / 1e9
 
 
 def _log_directory() -> str | None:
@@ -38,6 +60,44 @@ def _log_directory() -> str | None:
         return None  # acme-core's default (~/.acme/job-logs/...)
     user = getpass.getuser()
     return os.path.join(ESI_LOG_ROOT, user, f"{user}_{datetime.now():%Y%m%d-%H%M%S}")
+
+
+def _check_arguments(partition: object, mem_per_worker: object) -> None:
+    """ESI's own rules, checked before SLURM is asked anything."""
+    if not isinstance(partition, str):
+        raise ArgumentTypeError(f"`partition` has to be 'auto' or a valid SLURM partition name, "
+                                f"not {partition!r}", parameter="partition")
+    if partition in INVALID_PARTITIONS:
+        raise ArgumentValueError(f"partition {partition!r} is not for dask workers; use one of "
+                                 "the <N>GB<length> partitions (or 'auto')", parameter="partition")
+    if not isinstance(mem_per_worker, str):
+        raise ArgumentTypeError(f"`mem_per_worker` has to be a string, not {type(mem_per_worker)}",
+                                parameter="mem_per_worker")
+    if partition == "auto" and mem_per_worker == "auto":
+        raise ArgumentValueError("partition='auto' picks the partition from the memory each "
+                                 "worker needs: give `mem_per_worker` (e.g. '12GB')",
+                                 parameter="mem_per_worker")
+
+
+def _partition_and_memory(partition: str, mem_per_worker: str,
+                          names: list[str]) -> tuple[str, str]:
+    """``partition="auto"`` resolved from the memory need; ACME's estimate -> ``"auto"`` memory."""
+    if partition == "auto":
+        need = _memory_need_gb(mem_per_worker)
+        partition = pick_partition(need, names)
+        log.info("Picked partition %s based on estimated memory consumption of %g GB",
+                 partition, need)
+    if mem_per_worker.startswith(ESTIMATE):
+        mem_per_worker = "auto"  # the whole partition's memory, as ACME does
+    return partition, mem_per_worker
+
+
+def _cores(partition: str, mem_per_worker: str) -> int:
+    """ESI's rule: as many cores as the memory takes at the partition's memory per core."""
+    if mem_per_worker == "auto":
+        return 1
+    per_cpu = max(SlurmCLI.queue_memory(partition).default_per_cpu_mb or 1000, 1000)
+    return max(1, math.floor(_bytes(mem_per_worker) / 2**20 / per_cpu))
 
 
 def esi_cluster_setup(partition: str, n_workers: int = 2, mem_per_worker: str = "auto",
@@ -77,49 +137,18 @@ def esi_cluster_setup(partition: str, n_workers: int = 2, mem_per_worker: str = 
     distributed.Client or dask_jobqueue.SLURMCluster
         A running client is reused (ACME's behaviour) when it runs on SLURM workers.
     """
-    from acme_core import local_cluster_setup, slurm_cluster_setup
-
-    if not isinstance(partition, str):
-        raise TypeError(f"`partition` has to be 'auto' or a valid SLURM partition name, not "
-                        f"{partition!r}")
-    if partition in INVALID_PARTITIONS:
-        raise ValueError(f"partition {partition!r} is not for dask workers; use one of the "
-                         f"<N>GB<length> partitions (or 'auto')")
-    if not isinstance(mem_per_worker, str):
-        raise TypeError(f"`mem_per_worker` has to be a string, not {type(mem_per_worker)}")
-    if partition == "auto" and mem_per_worker == "auto":
-        raise ValueError("partition='auto' picks the partition from the memory each worker "
-                         "needs: give `mem_per_worker` (e.g. '12GB')")
+    _check_arguments(partition, mem_per_worker)
     if shutil.which("sinfo") is None:
         # ACME starts a local cluster instead; say so instead of doing it silently
         log.warning("SLURM does not seem to be installed on this machine (%s): starting a local "
                     "multi-processing cluster instead of SLURM workers", os.uname().nodename)
         return local_cluster_setup(n_workers=n_workers, interactive=False,
                                    start_client=start_client)
-
-    from acme_backends.jobqueue import SlurmCLI
-
-    names, _ = SlurmCLI.queues()
-    if partition == "auto":
-        need = _memory_need_gb(mem_per_worker)
-        partition = pick_partition(need, names)
-        log.info("Picked partition %s based on estimated memory consumption of %g GB",
-                 partition, need)
-        if mem_per_worker.startswith("estimate_memuse:"):
-            mem_per_worker = "auto"  # the whole partition's memory, as ACME does
-    elif mem_per_worker.startswith("estimate_memuse:"):
-        mem_per_worker = "auto"
-    if cores_per_worker is None and partition not in names:
-        cores_per_worker = 1  # slurm_cluster_setup reports the unknown partition
+    names = SlurmCLI.queues().names
+    partition, mem_per_worker = _partition_and_memory(partition, mem_per_worker, names)
     if cores_per_worker is None:
-        _, per_cpu = SlurmCLI.queue_memory(partition)
-        per_cpu = max(per_cpu or 1000, 1000)
-        if mem_per_worker == "auto":
-            cores_per_worker = 1
-        else:
-            from dask.utils import parse_bytes
-
-            cores_per_worker = max(1, math.floor(parse_bytes(mem_per_worker) / 2**20 / per_cpu))
+        # an unknown partition: slurm_cluster_setup reports it with the list of partitions
+        cores_per_worker = _cores(partition, mem_per_worker) if partition in names else 1
     kwargs.setdefault("log_directory", _log_directory())
     return slurm_cluster_setup(
         partition=partition, n_workers=n_workers, mem_per_worker=mem_per_worker,

@@ -1,9 +1,19 @@
-"""Executors on a dask ``distributed`` client.
+"""Executors on a dask ``distributed`` client, and stopping a client with its cluster.
 
 :class:`DaskClientExecutor` runs on a client it is given (or the one already
-running in the process): it attaches and, by default, leaves the client alone
-at the end. Subclasses that start a cluster (local, SLURM, ...) only implement
-:meth:`DaskClientExecutor._start`.
+running in the process): it attaches and leaves the client alone at the end.
+Subclasses that start a cluster (:class:`~acme_backends.dask.local.DaskLocalExecutor`,
+the job-queue backends) pass the client they started and set ``owns_resources``.
+
+Why not ``distributed``'s own ``ClientExecutor`` (``client.get_executor()``)? It
+turns dask futures into ``concurrent.futures`` futures, and acme-core needs the
+dask ones: :meth:`~DaskClientExecutor.broadcast` hands a scattered future to
+``submit``, :meth:`~DaskClientExecutor.gather` fetches many results in one round
+trip from their ``status``, and :meth:`~DaskClientExecutor.lost_worker` recognises
+dask's ``KilledWorker``. Its ``shutdown`` also closes the client unconditionally.
+
+:func:`cluster_cleanup` lives here, not with the local cluster, because
+:meth:`DaskClientExecutor.shutdown` needs it for every kind of cluster.
 """
 
 from __future__ import annotations
@@ -15,6 +25,17 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 
+from acme_core.errors import ArgumentTypeError, ArgumentValueError
+
+__all__ = [
+    "DaskClientExecutor",
+    "SysPathPlugin",
+    "cluster_cleanup",
+    "current_client",
+    "is_dask_client",
+    "sys_path_plugin",
+]
+
 log = logging.getLogger("acme")
 
 #: client -> the sys.path its workers were given (see DaskClientExecutor._prepare_workers)
@@ -23,15 +44,62 @@ _REGISTERED: weakref.WeakKeyDictionary[Any, list[str]] = weakref.WeakKeyDictiona
 
 def current_client() -> Any:
     """The dask client running in this process, or None (never starts one)."""
-    try:
-        from distributed import get_client
-    except ImportError:  # pragma: no cover - distributed is a core dependency
-        return None
+    from distributed import get_client
+
     try:
         client = get_client()
-    except ValueError:
+    except ValueError:  # distributed's way of saying "no client"
         return None
     return client if client.status == "running" else None
+
+
+def is_dask_client(obj: object) -> bool:
+    """Whether ``obj`` is a ``distributed.Client``."""
+    from distributed import Client
+
+    return isinstance(obj, Client)
+
+
+def cluster_cleanup(client: Any = None) -> None:
+    """Stop a dask client and the cluster behind it (the running one by default).
+
+    Parameters
+    ----------
+    client : distributed.Client, optional
+        The client to stop; None stops the client running in this process, if any
+        (and says so when there is none).
+
+    Raises
+    ------
+    ArgumentTypeError
+        ``client`` is not a dask client.
+    """
+    if client is None:
+        client = current_client()
+        if client is None:
+            log.warning("No dangling clients or clusters found.")
+            return
+    if not is_dask_client(client):
+        raise ArgumentTypeError(
+            f"<cluster_cleanup> `client` has to be a dask client object, not {type(client)}",
+            parameter="client")
+    cluster = client.cluster
+    n_workers = len(cluster.workers) if cluster is not None and hasattr(cluster, "workers") else 0
+    desc = (f"{type(cluster).__name__} hosted on {client.scheduler.address}" if cluster is not None
+            else f"client of scheduler {client.scheduler.address}")
+    if cluster is None:
+        # connected by address: the cluster is not ours to close, only to ask to shut down
+        try:
+            client.shutdown()
+        except Exception as exc:  # pragma: no cover - depends on the remote side
+            log.warning("Could not gracefully shut down cluster: %s", exc)
+    else:
+        client.close()
+        try:
+            cluster.close()
+        except Exception as exc:  # pragma: no cover - depends on the cluster type
+            log.warning("Could not gracefully shut down cluster: %s", exc)
+    log.info("Successfully shut down %s containing %d workers", desc, n_workers)
 
 
 def _set_sys_path(paths: list[str]) -> None:
@@ -82,6 +150,11 @@ class DaskClientExecutor:
     ----------
     client : distributed.Client, optional
         The client to use; by default the client running in this process.
+
+    Raises
+    ------
+    ArgumentValueError
+        No client is given and none is running.
     """
 
     name: ClassVar[str] = "dask"
@@ -89,27 +162,30 @@ class DaskClientExecutor:
     owns_resources: bool = False
     #: whether starting the cluster already logged the dashboard link (ParallelMap
     #: logs it otherwise)
-    announces_dashboard: bool = False
+    announces_dashboard: ClassVar[bool] = False
 
     def __init__(self, client: Any = None) -> None:
         if client is None:
             client = current_client()
             if client is None:
-                raise ValueError(
+                raise ArgumentValueError(
                     "`backend` 'dask' attaches to a running dask client, but none is running; "
-                    "start one (e.g. acme_core.local_cluster_setup()) or use backend='dask-local'")
+                    "start one (e.g. acme_core.local_cluster_setup()) or use backend='dask-local'",
+                    parameter="backend")
             log.info("Attaching to parallel computing client %s", client)
-        self.client = client
+        self.client: Any = client
         self._prepared = False
 
     # -- concurrent.futures shape -------------------------------------------
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn(*args, **kwargs)`` on a worker; a ``distributed.Future``."""
         self._prepare_workers()
         # pure=False: calls with identical arguments must each run (ACME dedups them)
         return self.client.submit(fn, *args, pure=False, **kwargs)
 
     def map(self, fn: Callable[..., Any], *iterables: Iterable[Any], timeout: float | None = None,
             chunksize: int = 1) -> Iterator[Any]:
+        """``concurrent.futures.Executor.map`` on :meth:`submit` (acme-core itself does not use it)."""
         futures = [self.submit(fn, *args) for args in zip(*iterables, strict=False)]
 
         def results() -> Iterator[Any]:
@@ -126,26 +202,22 @@ class DaskClientExecutor:
         client, self.client = self.client, None
         if client is None or not self.owns_resources:
             return
-        from acme_core.clusters import cluster_cleanup
-
         cluster_cleanup(client)
 
     def stop_borrowed(self) -> None:
-        """Stop the client (and its cluster) even though the user started it (ACME's
+        """Stop the client (and its cluster) although the user started it (ACME's
         ``stop_client=True``)."""
         client, self.client = self.client, None
         if client is not None:
-            from acme_core.clusters import cluster_cleanup
-
             cluster_cleanup(client)
 
     def __enter__(self) -> DaskClientExecutor:
         return self
 
-    def __exit__(self, *exc_info: Any) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.shutdown()
 
-    # -- optional members ParallelMap uses ------------------------------------
+    # -- optional capabilities (acme_core.executor) -------------------------
     def broadcast(self, value: Any) -> Any:
         """Send ``value`` to every worker once; tasks receive it through the future."""
         self._prepare_workers()
@@ -189,6 +261,7 @@ class DaskClientExecutor:
             return None
 
     def worker_count(self) -> int:
+        """How many workers the client's scheduler knows now."""
         return len(self.client.scheduler_info(n_workers=-1).get("workers", {}))
 
     def lost_worker(self, exc: BaseException) -> bool:
@@ -207,10 +280,12 @@ class DaskClientExecutor:
         return getattr(handle, "status", "finished") != "finished"
 
     def wait_for_workers(self, n: int, timeout: float) -> None:
+        """Block until ``n`` workers are up (``TimeoutError`` after ``timeout`` s)."""
         self.client.wait_for_workers(n, timeout=timeout)
 
     @property
     def dashboard_link(self) -> str | None:
+        """The dashboard URL of the client's cluster, or None."""
         try:
             return str(self.client.dashboard_link)
         except Exception:

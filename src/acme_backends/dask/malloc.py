@@ -16,7 +16,7 @@ below :data:`MMAP_THRESHOLD` come from the heap, and free memory at the top of
 the heap is returned once it exceeds :data:`TRIM_THRESHOLD`. A worker then
 holds on to at most about that much memory it no longer uses.
 
-Only clusters started by :func:`acme_core.local_cluster_setup` (and so the
+Only clusters started by :func:`~acme_backends.dask.local.local_cluster_setup` (and so the
 ``"dask-local"`` backend) use it; a client you start yourself keeps dask's
 setting. Pass ``worker_class=distributed.Nanny`` to ``local_cluster_setup`` to
 keep dask's setting there too.
@@ -28,6 +28,8 @@ import os
 from typing import Any, ClassVar
 
 from distributed import Nanny
+
+__all__ = ["MMAP_THRESHOLD", "TRIM_THRESHOLD", "WORKER_MALLOC_ENV", "ReusingNanny"]
 
 #: Allocations of this size and larger get their own ``mmap`` (glibc's largest
 #: adaptive value on 64-bit systems; glibc accepts no larger one).
