@@ -1,6 +1,6 @@
 """Helpers for the tests against real batch schedulers (test_slurm/sge/pbs/security).
 
-The schedulers are started by ``.ci/start-schedulers.sh`` (SLURM with partitions
+The schedulers are started by ``.ci/schedulers/start-all.sh`` (SLURM with partitions
 ``debug`` (default), ``8GBXS``, ``8GBS``, ``16GBXS``, ``16GBS``; SGE with queue
 ``all.q``; PBS as Slurm's Torque wrappers in ``/opt/slurm-torque/bin``). A test
 module skips, with the reason, only when its scheduler is not running, and never
@@ -58,20 +58,20 @@ def slurm_status() -> tuple[bool, str]:
     if ok and "UP" not in out:
         return False, f"slurmctld is not up: {out.strip()}"
     if not ok:
-        return False, f"SLURM is not running ({out}); start it with .ci/start-slurm.sh"
+        return False, f"SLURM is not running ({out}); start it with .ci/schedulers/slurm.sh"
     ok, out = _ok(["sinfo", "-h", "-o", "%T"])
     if not ok or not ({"idle", "mixed", "allocated"} & set(out.split())):
-        return False, f"no usable SLURM node (sinfo: {out.strip()!r}); see .ci/start-slurm.sh"
+        return False, f"no usable SLURM node (sinfo: {out.strip()!r}); see .ci/schedulers/slurm.sh"
     return True, ""
 
 
 @_required
 def sge_status() -> tuple[bool, str]:
     if shutil.which("qconf") is None:
-        return False, "SGE is not installed; start it with .ci/start-sge.sh"
+        return False, "SGE is not installed; start it with .ci/schedulers/sge.sh"
     ok, out = _ok(["qconf", "-sql"])
     if not ok or "all.q" not in out.split():
-        return False, f"SGE is not running ({out.strip()}); start it with .ci/start-sge.sh"
+        return False, f"SGE is not running ({out.strip()}); start it with .ci/schedulers/sge.sh"
     return True, ""
 
 
@@ -79,7 +79,7 @@ def sge_status() -> tuple[bool, str]:
 def pbs_status() -> tuple[bool, str]:
     if not os.access(os.path.join(PBS_SHIM_BIN, "qsub"), os.X_OK):
         return False, ("the PBS shim (Slurm's Torque wrappers) is not installed; start it with "
-                       ".ci/start-pbs-shim.sh")
+                       ".ci/schedulers/pbs-shim.sh")
     return slurm_status()
 
 

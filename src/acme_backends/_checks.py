@@ -1,10 +1,11 @@
 """Keyword checks of the backends, raising :mod:`acme_core.errors`' argument errors.
 
-The checks themselves (and ACME's messages) are :mod:`acme_core.validation`'s;
-it raises plain ``TypeError``/``ValueError``, so each check here turns those into
-:class:`~acme_core.errors.ArgumentTypeError`/:class:`~acme_core.errors.ArgumentValueError`
-naming the keyword (``parameter``). Both subclass the built-ins, so
-``except ValueError`` in user code keeps working.
+The checks themselves (and ACME's messages) are :mod:`acme_core.validation`'s,
+which raise :class:`~acme_core.errors.ArgumentTypeError`/
+:class:`~acme_core.errors.ArgumentValueError` naming the keyword; what else the
+checks call (dask's memory parser, say) raises plain ``TypeError``/``ValueError``,
+which is turned into those too. Both subclass the built-ins, so ``except
+ValueError`` in user code keeps working.
 """
 
 from __future__ import annotations

@@ -51,6 +51,7 @@ __all__ = [
     "RemoteCallError",
     "RunDirectoryError",
     "SchedulerError",
+    "StartupTimeoutError",
     "UnknownPluginError",
     "UsageError",
     "check_requirements",
@@ -164,6 +165,11 @@ class ManifestError(RunDirectoryError, ValueError):
 
 class SchedulerError(AcmeError, RuntimeError):
     """A batch scheduler's command failed, or the scheduler is not there."""
+
+
+class StartupTimeoutError(AcmeError, TimeoutError):
+    """Workers did not come up within ``setup_timeout`` (the message says why: the
+    scheduler's reasons for the jobs that did not start)."""
 
 
 class AcmeWarning(UserWarning):

@@ -2,7 +2,7 @@
 
 Debian has no PBS server, so PBS runs through **Slurm's Torque/PBS wrappers**
 (``qsub``/``qstat``/``qdel``/``pbsnodes`` from ``slurm-wlm-torque``, unpacked by
-``.ci/start-pbs-shim.sh`` into ``/opt/slurm-torque/bin``) over the local SLURM:
+``.ci/schedulers/pbs-shim.sh`` into ``/opt/slurm-torque/bin``) over the local SLURM:
 ``dask_jobqueue.PBSCluster``'s ``#PBS`` job script, qsub submission, job-id parsing
 and qdel cancellation run for real, but Slurm does the scheduling, and real PBS
 output formats (``qstat -f``, ``123.server`` ids) are not exercised.

@@ -1,6 +1,6 @@
 """The "sge" backend and ``sge_cluster_setup`` against a real single-node Son of Grid Engine.
 
-``.ci/start-sge.sh`` starts it with one queue, ``all.q`` (2 slots). SGE jobs request
+``.ci/schedulers/sge.sh`` starts it with one queue, ``all.q`` (2 slots). SGE jobs request
 no memory unless ``resource_spec`` says how the site wants it requested.
 """
 

@@ -1,6 +1,6 @@
 """The "slurm" backend and ``slurm_cluster_setup`` against a real (single-node) SLURM.
 
-``.ci/start-slurm.sh`` starts it with partitions ``debug`` (default, the whole
+``.ci/schedulers/slurm.sh`` starts it with partitions ``debug`` (default, the whole
 node: 2 CPUs, ~24 GB), ``8GBXS``/``8GBS`` (8000 MB per node) and
 ``16GBXS``/``16GBS``. Every cluster here has at most 2 one-core workers.
 """

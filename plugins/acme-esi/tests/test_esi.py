@@ -1,6 +1,6 @@
 """acme-esi: partition rules (pure), registration (a real pip install) and
 ``esi_cluster_setup`` against the local SLURM, whose partitions are named like ESI's
-(``.ci/start-slurm.sh`` of acme-core: ``8GBXS``, ``8GBS``, ``16GBXS``, ``16GBS``).
+(``.ci/schedulers/slurm.sh`` of acme-core: ``8GBXS``, ``8GBS``, ``16GBXS``, ``16GBS``).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def slurm_up() -> bool:
 
 #: needs SLURM; also marked ``slurm`` so that ``-m "not slurm"`` leaves SLURM alone
 slurm = pytest.mark.skipif(not slurm_up(), reason="no local SLURM with ESI-like partitions; "
-                           "start it with acme-core's .ci/start-slurm.sh")
+                           "start it with acme-core's .ci/schedulers/slurm.sh")
 on_slurm = pytest.mark.slurm
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import getpass
 import logging
-import select
 import sys
 import time
 from collections.abc import Sequence
@@ -30,7 +29,8 @@ from acme_backends.jobqueue._djq_hooks import (
 from acme_backends.jobqueue.kind import JobQueueKind
 from acme_backends.jobqueue.settings import JobQueueSettings
 from acme_backends.schedulers.base import SchedulerCLI
-from acme_core.errors import ArgumentTypeError, SchedulerError
+from acme_core.errors import ArgumentTypeError, SchedulerError, StartupTimeoutError
+from acme_core.prompts import ask
 
 __all__ = [
     "KEEP_WAITING",
@@ -68,29 +68,6 @@ PENDING_REASONS = {
     "BeginTime": "the job's start time is in the future",
     "Dependency": "the job waits for another job",
 }
-
-
-def ask(question: str, choices: str, default: str, timeout: float) -> str:
-    """Ask for one letter of ``choices``; the default after ``timeout`` seconds or on Enter."""
-    prompt = f"{question} [{'/'.join(choices)}] (default {default}, in {int(timeout)} s) "
-    sys.stdout.write(prompt)
-    sys.stdout.flush()
-    deadline = time.monotonic() + timeout
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            sys.stdout.write("\n")
-            return default
-        ready, _, _ = select.select([sys.stdin], [], [], left)
-        if not ready:
-            continue
-        answer = sys.stdin.readline().strip().lower()
-        if not answer:
-            return default
-        if answer[0] in choices:
-            return answer[0]
-        sys.stdout.write(prompt)
-        sys.stdout.flush()
 
 
 def describe_reason(reason: str) -> str:
@@ -261,7 +238,7 @@ def _at_deadline(kind: JobQueueKind, record: JobRecord, settings: JobQueueSettin
     """At the deadline: seconds to keep waiting, or None to go on with the ``up`` workers.
 
     Goes on when at least ``n_workers_startup`` (and one) workers are up, else
-    raises ``TimeoutError``; with ``interactive``, the user decides instead.
+    raises :class:`~acme_core.errors.StartupTimeoutError` (a ``TimeoutError``); with ``interactive``, the user decides instead.
     """
     name = f"<{kind.name}_cluster_setup>"
     report = situation(kind.cli, record, up, wanted, log_dir)
@@ -279,12 +256,12 @@ def _at_deadline(kind: JobQueueKind, record: JobRecord, settings: JobQueueSettin
         if answer == "c":
             log.warning("%s continuing with %d of %d workers", name, up, wanted)
             return None
-        raise TimeoutError(f"{name} aborted by the user. {report}")
+        raise StartupTimeoutError(f"{name} aborted by the user. {report}")
     if enough:
         log.warning("%s %s Continuing with the %d workers that are up; jobs that start later "
                     "join the run.", name, report, up)
         return None
-    raise TimeoutError(f"{name} {kind.cli.title} workers could not be started within given "
+    raise StartupTimeoutError(f"{name} {kind.cli.title} workers could not be started within given "
                        f"time-out interval of {settings.timeout:g} seconds. {report}")
 
 

@@ -1,6 +1,6 @@
 """Record the outputs the scheduler parsers read, from the schedulers running on this machine.
 
-Run as root with SLURM, SGE and the PBS shim up (``.ci/start-schedulers.sh``) and
+Run as root with SLURM, SGE and the PBS shim up (``.ci/schedulers/start-all.sh``) and
 their queues empty::
 
     python tests/data/schedulers/record.py
