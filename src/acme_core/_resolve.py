@@ -17,7 +17,6 @@ from typing import Any
 
 from acme_core._acme_flags import TASK_ID_STORE_OPTIONS, Flags
 from acme_core.errors import (
-    ArgumentError,
     ArgumentTypeError,
     ArgumentValueError,
     check_requirements,
@@ -61,9 +60,7 @@ def check_options(cls: Any, options: dict[str, Any], parameter: str) -> None:
             signature.bind_partial(**options)
         if isinstance(cls, ChecksOptions):
             cls.check_options(options)
-    except ArgumentError:
-        raise
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError) as exc:  # the class's own ArgumentErrors included
         raise ArgumentValueError(f"`{parameter}` {options!r} do not fit {cls.__name__}: {exc}",
                                  parameter=parameter) from None
 
