@@ -20,12 +20,23 @@ from acme_core.dryrun import validate as validate_dryrun
 from acme_core.errors import ArgumentTypeError, ArgumentValueError, RunDirectoryError
 from acme_core.prompts import can_ask
 
-__all__ = ["CLUSTER_KEYWORDS", "RunOptions", "StackedShape", "validate_n_inputs",
+__all__ = ["BACKEND_KEYWORDS", "CLUSTER_KEYWORDS", "RESOURCE_NAMES", "RunOptions", "StackedShape", "validate_n_inputs",
            "validate_result_shape"]
 
 #: ACME keywords that reach an executor class when its signature accepts them
 CLUSTER_KEYWORDS = ("n_workers", "partition", "mem_per_worker", "setup_timeout",
                     "setup_interactive")
+
+#: keywords beyond ACME's that only a backend can honour: it must name them in its
+#: signature, or ParallelMap refuses them (they are never silently dropped)
+BACKEND_KEYWORDS = ("resources", "retry_memory_factor")
+
+#: the names ``resources`` accepts, and what each means
+RESOURCE_NAMES = {
+    "cores": "CPU cores per call's worker (an integer >= 1)",
+    "gpus": "GPUs per call's worker (an integer >= 0)",
+    "mem": "memory per call's worker, e.g. '8GB'",
+}
 
 def _auto_or(value: Any, name: str, check: Any, what: str, quote: bool = True) -> Any:
     """``"auto"``, or ``check(value)``; any other string names ``what`` is allowed.
@@ -129,6 +140,41 @@ def _validate_progress(progress: Any) -> bool | str:
     return progress
 
 
+def _validate_timeout(timeout: Any) -> float | None:
+    if timeout is None:
+        return None
+    return validation.scalar(timeout, "timeout", int_like=False, lims=(1e-3, math.inf))
+
+
+def _validate_resources(resources: Any) -> dict[str, Any] | None:
+    if resources is None:
+        return None
+    if not isinstance(resources, dict):
+        raise ArgumentTypeError(f"`resources` has to be a dict such as {{'cores': 4, 'gpus': 1, "
+                                f"'mem': '8GB'}} or None, not {resources!r}",
+                                parameter="resources")
+    unknown = sorted(set(resources) - set(RESOURCE_NAMES))
+    if unknown:
+        raise ArgumentValueError(f"`resources` has no {unknown}: it knows {RESOURCE_NAMES}",
+                                 parameter="resources")
+    out = dict(resources)
+    if "cores" in out:
+        out["cores"] = int(validation.scalar(out["cores"], "resources['cores']",
+                                             lims=(1, math.inf)))
+    if "gpus" in out:
+        out["gpus"] = int(validation.scalar(out["gpus"], "resources['gpus']", lims=(0, math.inf)))
+    if "mem" in out:
+        validation.mem_spec(out["mem"], "resources['mem']")
+    return out
+
+
+def _validate_memory_factor(factor: Any) -> float | None:
+    if factor is None:
+        return None
+    return validation.scalar(factor, "retry_memory_factor", int_like=False,
+                             lims=(1.0, 64.0))
+
+
 @dataclass(frozen=True)
 class StackedShape:
     """A validated ``result_shape``: ``None`` replaced by the number of calls."""
@@ -218,6 +264,9 @@ class RunOptions:
     retries: int = 0
     progress: bool | str = "auto"
     chunk_size: int | str = "auto"
+    timeout: float | None = None
+    resources: dict[str, Any] | None = None
+    retry_memory_factor: float | None = None
 
     @classmethod
     def from_keywords(cls, **keywords: Any) -> RunOptions:
@@ -253,9 +302,18 @@ class RunOptions:
             "cleanup_threshold_days": None if days is None else
             _positive_int("cleanup_threshold_days", 0)(days),
             "setup_interactive": kw["setup_interactive"] and can_ask(),
+            "timeout": _validate_timeout(kw["timeout"]),
+            "resources": _validate_resources(kw["resources"]),
+            "retry_memory_factor": _validate_memory_factor(kw["retry_memory_factor"]),
         })
 
     @property
     def cluster_keywords(self) -> dict[str, Any]:
         """ACME's cluster keywords, for executor classes whose signature names them."""
         return {name: getattr(self, name) for name in CLUSTER_KEYWORDS}
+
+    @property
+    def backend_requests(self) -> dict[str, Any]:
+        """What the user asked of the backend beyond ACME's keywords (only what was given)."""
+        return {name: getattr(self, name) for name in BACKEND_KEYWORDS
+                if getattr(self, name) is not None}

@@ -57,6 +57,11 @@ class ProgressBar:
             self._bar.set_postfix(done=done, failed=failed, running=running, refresh=False)
             self._bar.update(finished)
 
+    def note(self, text: str) -> None:
+        """Show ``text`` next to the counts (the longest running calls)."""
+        if self._bar is not None:
+            self._bar.set_postfix_str(f"{self._bar.postfix}, longest={text}", refresh=True)
+
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()

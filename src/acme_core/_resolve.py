@@ -126,16 +126,21 @@ class BackendPlan:
 
 
 def resolve_backend(backend: Any, backend_options: dict[str, Any],
-                    cluster_keywords: dict[str, Any]) -> BackendPlan:
+                    cluster_keywords: dict[str, Any],
+                    requests: dict[str, Any] | None = None) -> BackendPlan:
     """The plan for ``backend``; its options are checked, nothing starts.
 
-    A backend that starts worker processes on this machine is refused here when
-    the user's script lacks the ``if __name__ == "__main__":`` guard.
+    ``requests`` (``resources``, ``retry_memory_factor``) must be honoured: a backend
+    whose signature does not name them is refused. A backend that starts worker
+    processes on this machine is refused here when the user's script lacks the
+    ``if __name__ == "__main__":`` guard.
     """
+    requests = requests or {}
     if isinstance(backend, Executor) and not isinstance(backend, type):
         if backend_options:
             raise ArgumentValueError("`backend_options` cannot be applied to an executor "
                                      "instance", parameter="backend_options")
+        _refuse_requests(requests, f"an executor instance ({type(backend).__name__})")
         return BackendPlan(None, instance=backend)
     preset: dict[str, Any] = {}
     if isinstance(backend, str):
@@ -153,8 +158,19 @@ def resolve_backend(backend: Any, backend_options: dict[str, Any],
     else:
         raise ArgumentTypeError(f"`backend` has to be 'auto', a backend name, an executor class "
                                 f"or an executor, not {backend!r}", parameter="backend")
-    plan = BackendPlan(cls, preset=preset, backend_options=dict(backend_options))
+    honoured = accepted_options(cls, requests)
+    _refuse_requests({k: v for k, v in requests.items() if k not in honoured},
+                     f"the backend {executor_info(cls).name!r}")
+    plan = BackendPlan(cls, preset=preset, backend_options={**honoured, **backend_options})
     check_options(cls, plan.options(cluster_keywords), "backend_options")
     if plan.starts_local_processes:
         check_main_guard()
     return plan
+
+
+def _refuse_requests(requests: dict[str, Any], what: str) -> None:
+    """Keywords a backend cannot honour are an error, never silently dropped."""
+    for name in requests:
+        raise ArgumentValueError(f"`{name}` cannot be honoured by {what}: it does not take "
+                                 f"`{name}`. Use a backend that does (the job-queue backends, "
+                                 "'dask-local'), or leave it out", parameter=name)

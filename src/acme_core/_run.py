@@ -17,9 +17,11 @@ from typing import Any
 
 from acme_core._progress import ProgressBar
 from acme_core.arguments import Distribution
-from acme_core.dispatch import Dispatcher, TaskContext
+from acme_core.context import TaskContext
+from acme_core.dispatch import Dispatcher
 from acme_core.manifest import Manifest
 from acme_core.task import CallOutcome, assemble
+from acme_core.timeouts import call_with_limit
 
 __all__ = ["Batch", "Ledger", "RunLoop"]
 
@@ -136,6 +138,10 @@ class RunLoop:
     retries: int
     chunk_size: int | str
     progress: bool | str
+    #: seconds each call may run (None: no limit)
+    timeout: float | None = None
+    #: seconds without any worker before the outstanding calls are given up
+    no_worker_timeout: float = 300.0
 
     def run(self, ledger: Ledger, todo: list[int], writer: Any, executor: Callable[[], Any],
             debug: bool) -> Generator[Batch, None, None]:
@@ -162,7 +168,10 @@ class RunLoop:
                               self.dist.shared)
         dispatcher = Dispatcher(executor, context, self.dist, todo, on_outcome=ledger.record,
                                 on_results=ledger.finished, retries=self.retries,
-                                chunk_size=self.chunk_size, on_tick=ledger.save)
+                                chunk_size=self.chunk_size, on_tick=ledger.save,
+                                on_note=lambda text: ledger.bar.note(text),
+                                timeout=self.timeout,
+                                no_worker_timeout=self.no_worker_timeout)
         ledger.running = lambda: dispatcher.in_flight
         workers = dispatcher.initial_workers
         log.info("Preparing %d parallel calls of `%s` using %s workers", len(todo),
@@ -171,11 +180,15 @@ class RunLoop:
 
     def _run_here(self, ledger: Ledger, todo: list[int], writer: Any) -> None:
         """``debug=True``: every call in this process, exceptions raised untouched for pdb."""
+        if self.timeout is not None:
+            log.warning("debug=True with timeout=%g: a call that overruns is interrupted if it "
+                        "runs Python code or waits in a system call; C code that never returns "
+                        "is not (without debug, its worker process is replaced)", self.timeout)
         for i in todo:
             args, kwargs = assemble(self.dist.n_args, self.dist.shared, self.dist.call(i),
                                     self.dist.pass_task_id)
             try:
-                value = self.func(*args, **kwargs)
+                value = call_with_limit(self.func, args, kwargs, self.timeout, i)
             except Exception:
                 # recorded (manifest, `acme inspect`), then re-raised untouched for pdb
                 if ledger.manifest is not None:

@@ -7,6 +7,14 @@
   a million calls do not mean a million futures in the driver.
 * Collection is **event-driven**: futures report completion through
   ``add_done_callback`` into a queue; nothing polls every future.
+* A chunk whose **worker died** has its calls run again one by one, so a call that
+  kills its worker (a segfault, ``os._exit``, too much memory) fails alone, with
+  the cause when the executor can tell it, and the innocent calls of its chunk
+  finish. Calls that overran their ``timeout`` are stopped on the worker
+  (:mod:`acme_core.timeouts`); a worker left with a call stuck in code that could
+  not be interrupted is replaced where the executor can.
+* Periods **without workers** are reported and bounded (:mod:`acme_core._workers`);
+  **stragglers** are named every few minutes (:mod:`acme_core._stragglers`).
 
 How ``chunk_size="auto"`` sizes chunks (see :meth:`Dispatcher.chunk_size`): a
 chunk holds about :data:`TARGET_CHUNK_SECONDS` of work at the per-call duration the
@@ -23,28 +31,33 @@ long calls comes back after its first call instead of holding the others hostage
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import logging
 import math
-import pickle
 import queue
 import time
-import uuid
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
+from acme_core._format import format_duration, format_id_ranges
+from acme_core._stragglers import Stragglers
+from acme_core._workers import WorkerWatch
 from acme_core.arguments import Distribution
+from acme_core.context import TaskContext, context_lost, make_handle, run_chunk
+from acme_core.errors import WorkerLostError
 from acme_core.executor import (
     DetectsLostWorkers,
-    ReportsWorkers,
-    SupportsBroadcast,
+    ExplainsLostWorkers,
+    ReplacesWorkers,
     SupportsGather,
     worker_count,
 )
-from acme_core.task import CallOutcome, Chunk, ChunkResult, Shared, _portable, run_chunk_calls
+from acme_core.task import CallOutcome, ChunkResult, _portable
+
+__all__ = ["CHUNK_BUDGET_SECONDS", "LOST_WORKER_RESUBMITS", "MAX_CHUNK_CALLS",
+           "PENDING_PER_WORKER", "TARGET_CHUNK_SECONDS", "UNMEASURED_CHUNK_CALLS", "Dispatcher",
+           "TaskContext", "worker_was_lost"]
 
 log = logging.getLogger("acme")
 
@@ -69,14 +82,6 @@ CHUNK_BUDGET_SECONDS = 2.5 * TARGET_CHUNK_SECONDS
 #: worker busy while its next chunk travels, few enough to keep the driver lean.
 PENDING_PER_WORKER = 4
 
-#: A context (function, writer, no shared arguments) up to this size travels with
-#: every task instead of being broadcast to the workers first.
-INLINE_CONTEXT_BYTES = 64 * 1024
-
-#: Shared arguments of these exact types (numbers, short texts) may travel inline too:
-#: unpickling them costs nothing, unlike arrays or user objects (sent once per worker).
-PLAIN_TYPES = (int, float, complex, bool, str, bytes, type(None))
-
 # Calls whose worker died (killed, out of memory, node lost) are resubmitted at
 # least this many times even with retries=0: losing a worker must not lose calls.
 # Bounded, because a call that itself kills its worker would otherwise loop forever.
@@ -92,66 +97,6 @@ def worker_was_lost(executor: Any, exc: BaseException) -> bool:
     return isinstance(exc, BrokenProcessPool)
 
 
-@dataclass
-class TaskContext:
-    """Everything every call shares; sent to each worker once when the executor can broadcast."""
-
-    func: Callable[..., Any]
-    writer: Any
-    n_args: int
-    pass_task_id: bool
-    shared: Shared
-
-
-class PickledContext:
-    """A small :class:`TaskContext` pickled once by the driver, unpickled once per worker.
-
-    It travels with every task (a few hundred bytes, no broadcast round trip), but
-    neither side pays for the function and writer per task: the driver pickles
-    them once per run, and a worker process keeps what it unpickled by ``key``.
-    """
-
-    __slots__ = ("key", "blob")
-
-    def __init__(self, key: str, blob: bytes) -> None:
-        self.key = key
-        self.blob = blob
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Unpickled, it *is* the context: the function's module is imported where the
-        # executor deserializes task arguments (dask: its worker's main thread, as for
-        # plain client.map), not later in the thread that runs the task, where import-time
-        # code such as signal.signal() fails.
-        return (_load_context, (self.key, self.blob))
-
-    def load(self) -> TaskContext:
-        return _load_context(self.key, self.blob)
-
-
-def _load_context(key: str, blob: bytes) -> TaskContext:
-    """The context pickled as ``blob``, unpickled once per process (cached by ``key``)."""
-    context = _LOADED.get(key)
-    if context is None:
-        context = pickle.loads(blob)  # cloudpickle's output loads with pickle
-        _LOADED[key] = context
-        while len(_LOADED) > LOADED_CONTEXTS:
-            _LOADED.popitem(last=False)
-    return context
-
-
-#: contexts a worker process keeps unpickled (runs overlap rarely; a few are plenty)
-LOADED_CONTEXTS = 4
-_LOADED: OrderedDict[str, TaskContext] = OrderedDict()
-
-
-def run_chunk(context: TaskContext | PickledContext, chunk: Chunk) -> ChunkResult:
-    """The executor task: run a chunk of calls with the shared context."""
-    if isinstance(context, PickledContext):
-        context = context.load()
-    return run_chunk_calls(context.func, context.writer, context.n_args, context.pass_task_id,
-                           context.shared, chunk)
-
-
 class Dispatcher:
     """Run the calls ``task_ids`` of ``dist`` on ``executor``.
 
@@ -165,13 +110,18 @@ class Dispatcher:
         one batch per chunk: cheaper than one :class:`CallOutcome` per call.
     on_tick : callable, optional
         Called every ``tick_seconds`` while waiting (e.g. to save the manifest).
+    on_note : callable, optional
+        Called with a short text for the progress bar (the longest running calls).
     chunk_size : int or "auto"
         Calls per executor task (see the module docstring for "auto").
     max_pending : int, optional
         Outstanding chunks at most; default :data:`PENDING_PER_WORKER` per worker.
+    timeout : float, optional
+        Seconds each call may run (:mod:`acme_core.timeouts`).
     no_worker_timeout : float
         Give up the calls still outstanding after this many seconds without any
         worker (they fail with a RuntimeError; a resumed run finishes them).
+        ``ParallelMap`` passes its ``setup_timeout``.
     """
 
     def __init__(self, executor: Any, context: TaskContext, dist: Distribution,
@@ -179,6 +129,7 @@ class Dispatcher:
                  on_results: Callable[[list[int], list[Any]], None] | None = None,
                  retries: int = 0, chunk_size: int | str = "auto", max_pending: int | None = None,
                  on_tick: Callable[[], None] | None = None, tick_seconds: float = 2.0,
+                 on_note: Callable[[str], None] | None = None, timeout: float | None = None,
                  no_worker_timeout: float = 300.0) -> None:
         self.executor = executor
         self.context = context
@@ -188,9 +139,11 @@ class Dispatcher:
         self.on_outcome = on_outcome
         self.on_results = on_results
         self.on_tick = on_tick
+        self.on_note = on_note
         self.tick_seconds = tick_seconds
-        self.no_worker_timeout = no_worker_timeout
-        self._no_workers_since: float | None = None
+        self.timeout = timeout
+        self.watch = WorkerWatch(executor, no_worker_timeout)
+        self.stragglers = Stragglers()
         self.retries = retries
         self.fixed_chunk = None if chunk_size == "auto" else int(chunk_size)
         self._fixed_window = max_pending
@@ -201,6 +154,8 @@ class Dispatcher:
         self._update_workers(self.initial_workers)
         #: resubmissions per task id (only for calls that failed and run again)
         self.retried: dict[int, int] = {}
+        #: calls of chunks whose worker died: they run one per task from now on
+        self.isolated: set[int] = set()
         self.events: queue.Queue[tuple[Any, list[int]]] = queue.Queue()
         self.pending: dict[Any, list[int]] = {}
         #: calls submitted and not yet back (queued on or running on a worker)
@@ -219,6 +174,8 @@ class Dispatcher:
     # -- chunk sizing --------------------------------------------------------
     def chunk_size(self) -> int:
         """Calls in the next chunk (see the module docstring)."""
+        if self.todo and self.todo[0] in self.isolated:
+            return 1
         if self.fixed_chunk is not None:
             return self.fixed_chunk
         # a fair share of all the work not done yet (queued and in flight), so that the
@@ -242,84 +199,17 @@ class Dispatcher:
         while todo and len(self.pending) < self.max_pending:
             n = min(self.chunk_size(), len(todo))
             ids = [todo.popleft() for _ in range(n)]
-            future = self.executor.submit(run_chunk, self._handle, self.dist.chunk(ids, budget))
+            chunk = self.dist.chunk(ids, budget)
+            chunk.timeout = self.timeout
+            future = self.executor.submit(run_chunk, self._handle, chunk)
             self.pending[future] = ids
             self.in_flight += n
+            self.stragglers.left(future, ids)
             future.add_done_callback(lambda f, ids=ids: self.events.put((f, ids)))
 
     def attempt(self, task_id: int) -> int:
         """How many times call ``task_id`` was submitted so far."""
         return self.retried.get(task_id, 0) + 1
-
-    def _inline_context(self) -> PickledContext | None:
-        """The context pickled once, if it is small enough to travel with every task.
-
-        Broadcasting costs a round trip to every worker (several ms per run); a
-        context whose shared arguments are only numbers and short texts is usually
-        a few hundred bytes (the function by reference and the writer), cheaper to
-        send along. None: broadcast it.
-        """
-        shared = self.context.shared
-        values = [*shared.args.values(), *shared.kwargs.values()]
-        if any(type(v) not in PLAIN_TYPES for v in values):
-            return None  # shared objects are sent to each worker once, never per task
-        try:
-            inline = self._pickled_context()
-        except Exception:  # let the executor report what cannot be pickled
-            return None
-        return inline if len(inline.blob) <= INLINE_CONTEXT_BYTES else None
-
-    def _pickled_context(self) -> PickledContext:
-        import cloudpickle
-
-        return PickledContext(uuid.uuid4().hex, cloudpickle.dumps(self.context))
-
-    def _broadcast(self, attempts: int = 8) -> None:
-        """Make the handle tasks receive the shared context through.
-
-        * executors that broadcast: sent to every worker once (or inline when small);
-        * threads of this process: the context itself (nothing to copy);
-        * any other executor (processes, batch jobs): cloudpickled once here, unpickled
-          once per worker process, so functions defined in a script or notebook travel
-          by value as they do on dask.
-        """
-        executor = self.executor
-        if isinstance(executor, concurrent.futures.ThreadPoolExecutor):
-            self._handle = self.context
-            return
-        if not isinstance(executor, SupportsBroadcast):
-            self._handle = self._pickled_context()
-            return
-        inline = self._inline_context()
-        if inline is not None:
-            self._handle = inline
-            return
-        for attempt in range(attempts):
-            try:
-                self._handle = executor.broadcast(self.context)
-                return
-            except Exception as exc:  # workers died while receiving it: try again
-                if attempt == attempts - 1:
-                    raise
-                log.debug("Sending the shared arguments failed (%s); trying again", exc)
-                time.sleep(0.5 * (attempt + 1))
-                if isinstance(executor, ReportsWorkers):
-                    with contextlib.suppress(Exception):  # the next attempt reports it
-                        executor.wait_for_workers(1, timeout=30)
-
-    def _context_lost(self) -> bool:
-        """Whether the broadcast context died with its workers; if so, send it again.
-
-        Every worker holding the shared context can die before a replacement
-        fetched a copy; tasks then fail for want of it, through no fault of
-        their calls.
-        """
-        executor = self.executor
-        if not isinstance(executor, SupportsBroadcast) or not executor.broadcast_lost(self._handle):
-            return False
-        log.info("The shared arguments were lost with their workers; sending them again")
-        self._broadcast()
-        return True
 
     def run(self) -> None:
         """Submit and collect until every call has a final outcome."""
@@ -333,29 +223,40 @@ class Dispatcher:
         a caller can hand results on as they come. Closing the generator early
         cancels what is still outstanding.
         """
-        self._broadcast()
+        self._handle = make_handle(self.executor, self.context)
         self._submit_more()
         last_tick = time.monotonic()
         try:
             while self.pending:
                 ready = self._wait_for_events(timeout=0.5)
                 if ready:
-                    for _future, ids, answer in self._results(ready):
-                        self._collect(answer, ids)
+                    for future, ids, answer in self._results(ready):
+                        self._collect(answer, ids, future)
                     self._submit_more()
                 if time.monotonic() - last_tick > self.tick_seconds:
                     last_tick = time.monotonic()
-                    count = worker_count(self.executor)  # one scheduler round trip a tick
-                    self._update_workers(count)
-                    self._submit_more()  # workers that joined get work at once
-                    if self.on_tick:
-                        self.on_tick()
-                    if self._no_workers_for_too_long(count):
-                        self._give_up_remaining()
+                    self._tick()
                 yield None
         except BaseException:  # including GeneratorExit: stop what is outstanding
             self.cancel()
             raise
+
+    def _tick(self) -> None:
+        """Every few seconds: workers joined or gone, the manifest, the stragglers."""
+        count = worker_count(self.executor)  # one scheduler round trip a tick
+        self._update_workers(count)
+        self._submit_more()  # workers that joined get work at once
+        if self.on_tick:
+            self.on_tick()
+        if self.watch.tick(count):
+            self._give_up_remaining()
+        report = self.stragglers.report()
+        if report is not None:
+            log.warning("%s", report)
+            longest = self.stragglers.longest()
+            if longest and self.on_note is not None:
+                age, ids = longest[0]
+                self.on_note(f"task {ids[0]} {format_duration(age)}")
 
     def _wait_for_events(self, timeout: float) -> list[tuple[Any, list[int]]]:
         """Every chunk that came back: wait up to ``timeout`` for one, then take all."""
@@ -396,58 +297,102 @@ class Dispatcher:
                     outcomes.append((False, exc))
         return [(f, ids, o) for (f, ids), o in zip(ready, outcomes, strict=True)]
 
-    def _no_workers_for_too_long(self, count: int | None) -> bool:
-        """True once no worker (``count`` now) has been up for ``no_worker_timeout`` seconds.
-
-        Without workers (every job cancelled or past its walltime, every local
-        worker dead for good) the outstanding tasks would wait forever.
-        """
-        if count is None or count > 0:
-            self._no_workers_since = None
-            return False
-        now = time.monotonic()
-        if self._no_workers_since is None:
-            self._no_workers_since = now
-            log.warning("No workers are running; waiting up to %.0f s for one to come back",
-                        self.no_worker_timeout)
-        return now - self._no_workers_since > self.no_worker_timeout
-
     def _give_up_remaining(self) -> None:
-        error = RuntimeError(f"no workers were running for {self.no_worker_timeout:.0f} s; the "
-                             "call did not run (finished results are kept: resume the run)")
+        patience = self.watch.patience
+        error = RuntimeError(f"no workers were running for {patience:.0f} s; the call did not "
+                             "run (finished results are kept: resume the run)")
         remaining = [i for ids in self.pending.values() for i in ids] + list(self.todo)
         self.cancel()
         for i in remaining:
             self.on_outcome(CallOutcome(i, False, error=error, traceback=str(error),
                                         worker_lost=True))
 
-    def _collect(self, answer: tuple[bool, Any], ids: list[int]) -> None:
+    # -- collection ----------------------------------------------------------
+    def _collect(self, answer: tuple[bool, Any], ids: list[int], key: Any = None) -> None:
         ok, value = answer
-        if ok:
-            result: ChunkResult = value
-        else:  # the whole task failed (worker lost, unpicklable, ...)
-            exc = value
-            lost = worker_was_lost(self.executor, exc) or self._context_lost()
-            failed = [CallOutcome(i, False, error=_portable(exc), worker_lost=lost,
-                                  traceback=f"{type(exc).__name__}: {exc}") for i in ids]
-            result = ChunkResult([], [], failed)
+        result: ChunkResult | None = value if ok else self._lost(value, ids)
+        per_call = None
+        if result is not None and result.ok_ids:
+            per_call = result.seconds / len(result.ok_ids)
+        self.stragglers.came_back(key, per_call)
+        if result is None:
+            return
+        if result.stuck:
+            self._replace_stuck(result)
         if result.not_run:  # the chunk's time budget was spent: these run later
             self.todo.extendleft(reversed(result.not_run))
         if result.ok_ids:
-            self.per_call = result.seconds / len(result.ok_ids)
+            self.per_call = per_call
             if self.on_results is not None:
                 self.on_results(result.ok_ids, result.references)
             else:
-                mean = self.per_call
                 for i, reference in zip(result.ok_ids, result.references, strict=True):
-                    self.on_outcome(CallOutcome(i, True, reference=reference, seconds=mean,
-                                                host=result.host, pid=result.pid))
+                    self.on_outcome(CallOutcome(i, True, reference=reference,
+                                                seconds=per_call or 0.0, host=result.host,
+                                                pid=result.pid))
         for outcome in result.failed:
             if self._retry(outcome):
                 self.retried[outcome.task_id] = self.attempt(outcome.task_id)
                 self.todo.append(outcome.task_id)
                 continue
             self.on_outcome(outcome)
+
+    def _lost(self, exc: BaseException, ids: list[int]) -> ChunkResult | None:
+        """A whole task failed (worker died, context lost, unpicklable, ...).
+
+        Calls of a lost worker's chunk run again one by one (None: nothing to record
+        yet), so that a call that kills its worker is found and fails alone.
+        """
+        lost = worker_was_lost(self.executor, exc) or self._context_lost()
+        if lost and len(ids) > 1:
+            log.warning("The worker running calls %s died; running them one by one to find "
+                        "any call that kills its worker", _ids(ids))
+            self.isolated.update(ids)
+            self.todo.extendleft(reversed(ids))
+            return None
+        error: BaseException = _portable(exc)
+        text = f"{type(exc).__name__}: {exc}"
+        if lost:
+            cause = self._cause(exc)
+            error = WorkerLostError(f"the worker running call {ids[0]} died while the call ran "
+                                    f"alone{f' ({cause})' if cause else ''}: {text}")
+            text = str(error)
+        failed = [CallOutcome(i, False, error=error, worker_lost=lost, traceback=text)
+                  for i in ids]
+        return ChunkResult([], [], failed)
+
+    def _cause(self, exc: BaseException) -> str | None:
+        if not isinstance(self.executor, ExplainsLostWorkers):
+            return None
+        try:
+            return self.executor.lost_worker_cause(exc)
+        except Exception as err:  # the explanation is a courtesy, never a new failure
+            log.debug("could not tell why the worker died: %s", err)
+            return None
+
+    def _context_lost(self) -> bool:
+        """Whether the broadcast context died with its workers; if so, send it again.
+
+        Every worker holding the shared context can die before a replacement
+        fetched a copy; tasks then fail for want of it, through no fault of
+        their calls.
+        """
+        if not context_lost(self.executor, self._handle):
+            return False
+        log.info("The shared arguments were lost with their workers; sending them again")
+        self._handle = make_handle(self.executor, self.context)
+        return True
+
+    def _replace_stuck(self, result: ChunkResult) -> None:
+        """A call that overran is stuck in a worker: have that worker replaced if possible."""
+        where = f"worker process {result.pid} on {result.host}"
+        if isinstance(self.executor, ReplacesWorkers) and \
+                self.executor.replace_worker(result.host, result.pid):
+            log.warning("A call that overran its timeout could not be interrupted; %s was "
+                        "replaced", where)
+        else:
+            log.warning("A call that overran its timeout could not be interrupted: it keeps a "
+                        "thread of %s busy (the backend cannot replace workers)", where)
 
     def _retry(self, outcome: CallOutcome) -> bool:
         """Whether a failed call runs again (and say so)."""
@@ -470,3 +415,7 @@ class Dispatcher:
         self.pending.clear()
         self.todo.clear()
         self.in_flight = 0
+
+
+def _ids(ids: list[int]) -> str:
+    return format_id_ranges(ids, 6)

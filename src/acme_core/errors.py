@@ -5,6 +5,9 @@ The tree::
     AcmeError                               base of everything acme-core raises on purpose
     ├── ParallelMapError (RuntimeError)     calls failed; the finished results are kept
     ├── RemoteCallError                     a call's exception that could not travel back
+    ├── CallTimeoutError (TimeoutError)     a call ran longer than ``timeout`` seconds
+    ├── WorkerLostError (RuntimeError)      a call's worker died under it (run alone, so
+    │                                       the call itself kills its worker)
     ├── ArgumentError                       a keyword or option is wrong (raised before
     │   │                                   anything starts or is written)
     │   ├── ArgumentValueError (ValueError)     ... its value is not allowed
@@ -41,6 +44,7 @@ __all__ = [
     "ArgumentError",
     "ArgumentTypeError",
     "ArgumentValueError",
+    "CallTimeoutError",
     "MainGuardError",
     "ManifestError",
     "MissingDependencyError",
@@ -54,6 +58,7 @@ __all__ = [
     "StartupTimeoutError",
     "UnknownPluginError",
     "UsageError",
+    "WorkerLostError",
     "check_requirements",
     "require",
 ]
@@ -99,6 +104,34 @@ class RemoteCallError(AcmeError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.type_name, self.message))
+
+
+class CallTimeoutError(AcmeError, TimeoutError):
+    """A call ran longer than its time limit (``ParallelMap(timeout=...)``) and was stopped.
+
+    Attributes
+    ----------
+    task_id : int
+    limit : float
+        The limit in seconds.
+    """
+
+    def __init__(self, task_id: int, limit: float) -> None:
+        super().__init__(f"call {task_id} ran longer than its time limit of {limit:g} s "
+                         f"(timeout={limit:g}) and was stopped")
+        self.task_id = task_id
+        self.limit = limit
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.task_id, self.limit))
+
+
+class WorkerLostError(AcmeError, RuntimeError):
+    """The worker running a call died, also when the call ran alone: the call kills it.
+
+    The message says why the worker died when the backend can tell (killed by a
+    signal, over its memory limit, an exit code).
+    """
 
 
 class ArgumentError(AcmeError):

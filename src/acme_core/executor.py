@@ -36,7 +36,20 @@ Optional capabilities (runtime-checkable Protocols)
     ``wait_for_workers(n, timeout)``.
 :class:`DetectsLostWorkers`
     ``lost_worker(exc)``: whether a task failed because its worker died (its calls
-    are then rerun elsewhere) rather than because of a call.
+    are then rerun elsewhere, one by one, so that a call that kills its worker fails
+    alone) rather than because of a call.
+:class:`ExplainsLostWorkers`
+    ``lost_worker_cause(exc)``: why the worker died, in words (``"killed by signal
+    9"``, ``"exceeded its memory limit"``, ``"exit code 1"``), for the error of the
+    call that killed it.
+:class:`RestoresWorkers`
+    ``restore_workers()``: bring workers back when none is left (a cluster the
+    executor started, whose processes died); returns how many it asked for.
+    Called when no worker has been up for a few seconds.
+:class:`ReplacesWorkers`
+    ``replace_worker(host, pid)``: replace the worker process ``pid`` on ``host``,
+    in which a call that overran its ``timeout`` is stuck in code that could not be
+    interrupted; returns whether it did.
 :class:`OwnsResources`
     ``owns_resources``: ``True`` when the executor started what it runs on. With
     ``stop_client="auto"``, ParallelMap shuts down only executors that own their
@@ -88,12 +101,15 @@ __all__ = [
     "ChecksOptions",
     "DetectsLostWorkers",
     "Executor",
+    "ExplainsLostWorkers",
     "ExecutorInfo",
     "FutureLike",
     "HasDashboard",
     "OwnsResources",
     "PlansWorkers",
+    "ReplacesWorkers",
     "ReportsWorkers",
+    "RestoresWorkers",
     "SupportsBroadcast",
     "StopsBorrowed",
     "SupportsGather",
@@ -169,6 +185,33 @@ class DetectsLostWorkers(Protocol):
 
     def lost_worker(self, exc: BaseException) -> bool:
         """Whether a task raised ``exc`` because its worker died."""
+        ...
+
+
+@runtime_checkable
+class ExplainsLostWorkers(Protocol):
+    """The executor knows why a worker died."""
+
+    def lost_worker_cause(self, exc: BaseException) -> str | None:
+        """Why the worker of a task that raised ``exc`` died, in words (None: unknown)."""
+        ...
+
+
+@runtime_checkable
+class RestoresWorkers(Protocol):
+    """The executor can bring its workers back when none is left."""
+
+    def restore_workers(self) -> int:
+        """Start workers again; return how many were asked for (0: it cannot now)."""
+        ...
+
+
+@runtime_checkable
+class ReplacesWorkers(Protocol):
+    """The executor can replace one worker process (a call is stuck in it)."""
+
+    def replace_worker(self, host: str, pid: int) -> bool:
+        """Replace worker process ``pid`` on ``host``; whether that happened."""
         ...
 
 

@@ -153,6 +153,22 @@ class ParallelMap:
         Calls per executor task; "auto" sizes chunks from measured call durations
         and the number of workers (every call still has its own result, failure
         and retries).
+    timeout : float, optional
+        Seconds each call may run. A call that overruns is stopped and fails with a
+        :class:`~acme_core.errors.CallTimeoutError` naming its task id and the limit
+        (``retries`` apply); the others go on. Python code is interrupted where it
+        runs; a worker stuck in code that cannot be interrupted is replaced where
+        the backend can. With ``debug=True`` the limit holds for Python code and
+        system calls (``SIGALRM``).
+    resources : dict, optional
+        What each worker needs: ``{"cores": 4, "gpus": 1, "mem": "8GB"}`` (any of
+        them). The backend maps them to its scheduler (SLURM ``--cpus-per-task``,
+        ``--gres=gpu:N``, ``--mem``; SGE ``-pe``/``-l``; PBS ``-l select``) or to its
+        workers; a backend that cannot honour them is refused.
+    retry_memory_factor : float, optional
+        A call that failed by exceeding its worker's memory runs again on a worker
+        with this many times more memory (job-queue backends; up to the largest
+        node). Off by default.
 
     Notes
     -----
@@ -193,7 +209,9 @@ class ParallelMap:
                  backend_options: dict[str, Any] | None = None,
                  store_options: dict[str, Any] | None = None, resume: bool = False,
                  retries: int = 0, progress: bool | str = "auto",
-                 chunk_size: int | str = "auto", **kwargs: Any) -> None:
+                 chunk_size: int | str = "auto", timeout: float | None = None,
+                 resources: dict[str, Any] | None = None,
+                 retry_memory_factor: float | None = None, **kwargs: Any) -> None:
         early = EarlyRecords().start()
         try:
             n_calls_spec = validate_n_inputs(n_inputs)
@@ -207,7 +225,8 @@ class ParallelMap:
                 dryrun=dryrun, logfile=logfile, cleanup_threshold_days=cleanup_threshold_days,
                 backend=backend, store=store, backend_options=backend_options,
                 store_options=store_options, resume=resume, retries=retries,
-                progress=progress, chunk_size=chunk_size)
+                progress=progress, chunk_size=chunk_size, timeout=timeout,
+                resources=resources, retry_memory_factor=retry_memory_factor)
             self._plan(func)  # phase 1: everything checked, nothing started or written
             self._open_run_directory()  # phase 2: run directory, containers, manifest
         except BaseException:
@@ -246,7 +265,7 @@ class ParallelMap:
         self.interactive = o.setup_interactive
         self.store = resolve_store(o.store, flags, o.store_options, self.dist.pass_task_id)
         self.backend: BackendPlan = resolve_backend(o.backend, o.backend_options,
-                                                    o.cluster_keywords)
+                                                    o.cluster_keywords, o.backend_requests)
         if not self.backend.runs_in_this_process:
             check_picklable(func, self.dist)
         #: ACME's per-keyword view of the arguments: keyword -> one value per call, or
@@ -305,7 +324,7 @@ class ParallelMap:
         self._ledger = Ledger(self.dist.n_calls, self.manifest,
                               heartbeat=self._lock.refresh if self._lock else None)
         self._loop = RunLoop(self.func, self.dist, self.func_name, o.retries, o.chunk_size,
-                             o.progress)
+                             o.progress, timeout=o.timeout)
         self.state = RunState.READY
         self.executor: Any = None
         self._owns_executor = False

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from acme_core.errors import RemoteCallError
+from acme_core.errors import CallTimeoutError, RemoteCallError
 
 #: keyword through which a function that declares it learns its call index
 TASK_ID = "taskID"
@@ -98,6 +98,8 @@ class Chunk:
     kwargs: dict[str, list[Any]] = field(default_factory=dict)
     #: stop starting calls after this many seconds and hand the rest back (None: run all)
     budget: float | None = None
+    #: seconds each call may run (None: no limit)
+    timeout: float | None = None
 
     def __len__(self) -> int:
         return len(self.task_ids)
@@ -122,6 +124,8 @@ class ChunkResult:
     pid: int = 0
     #: calls not started because the chunk's time budget was spent (they run later)
     not_run: list[int] = field(default_factory=list)
+    #: threads still stuck in calls that overran their time and could not be interrupted
+    stuck: int = 0
 
     def outcomes(self) -> list[CallOutcome]:
         """Every call's :class:`CallOutcome` (successes get the chunk's mean duration)."""
@@ -154,30 +158,60 @@ def run_chunk_calls(func: Callable[..., Any], writer: Any, n_args: int, pass_tas
     always runs): the calls not started come back in ``not_run``. So a chunk can be
     sized generously before anything is known about the calls: long calls return
     after one call each, short ones all run in one task.
+
+    With ``chunk.timeout``, every call has that many seconds (see
+    :mod:`acme_core.timeouts`): one that overruns is stopped and fails with a
+    :class:`~acme_core.errors.CallTimeoutError`; the others go on.
     """
-    host, pid = _hostname(), os.getpid()
+    missing = [i for i in range(n_args) if i not in shared.args and i not in chunk.args]
+    if missing:  # pragma: no cover - defensive: shapes are checked up front
+        return _unbindable(chunk, KeyError(f"no value for positional argument(s) {missing}"))
+    out = ChunkResult([], [], [], 0.0, _hostname(), os.getpid())
+    deadline = None if chunk.budget is None else time.perf_counter() + chunk.budget
+    if chunk.timeout is None:
+        _run_calls(func, writer, n_args, pass_task_id, shared, chunk, 0, deadline, out, None)
+        return out
+    from acme_core import timeouts
+
+    def run(first: int, watch: timeouts.Watch) -> None:
+        _run_calls(func, writer, n_args, pass_task_id, shared, chunk, first, deadline, out,
+                   watch)
+
+    def overran(j: int) -> None:
+        error = CallTimeoutError(chunk.task_ids[j], chunk.timeout or 0.0)
+        out.failed.append(CallOutcome(chunk.task_ids[j], False, error=error,
+                                      traceback=f"{error} (stuck in code that could not be "
+                                                "interrupted)", host=out.host, pid=out.pid,
+                                      seconds=chunk.timeout or 0.0))
+
+    out.stuck = timeouts.run_guarded(run, len(chunk.task_ids), chunk.timeout, overran)
+    return out
+
+
+def _run_calls(func: Callable[..., Any], writer: Any, n_args: int, pass_task_id: bool,
+               shared: Shared, chunk: Chunk, first: int, deadline: float | None,
+               out: ChunkResult, watch: Any) -> None:
+    """The calls ``chunk.task_ids[first:]``, recorded into ``out``.
+
+    ``watch`` (a :class:`acme_core.timeouts.Watch`, or None) is told when each call
+    starts and ends; a thread it gave up on stops recording.
+    """
     write = writer.write
     template = [shared.args.get(i) for i in range(n_args)]
     split_args = list(chunk.args.items())
     split_kwargs = list(chunk.kwargs.items())
     shared_kwargs = shared.kwargs
     plain_kwargs = not (split_kwargs or shared_kwargs or pass_task_id)
-    missing = [i for i in range(n_args) if i not in shared.args and i not in chunk.args]
-    if missing:  # pragma: no cover - defensive: shapes are checked up front
-        return _unbindable(chunk, KeyError(f"no value for positional argument(s) {missing}"))
-    ok_ids: list[int] = []
-    references: list[Any] = []
-    failed: list[CallOutcome] = []
-    busy = 0.0
     clock = time.perf_counter
-    deadline = None if chunk.budget is None else clock() + chunk.budget
     task_ids = chunk.task_ids
-    not_run: list[int] = []
-    for j, task_id in enumerate(task_ids):
+    for j in range(first, len(task_ids)):
+        task_id = task_ids[j]
         start = clock()
         if deadline is not None and j and start > deadline:
-            not_run = list(task_ids[j:])
-            break
+            out.not_run.extend(task_ids[j:])
+            return
+        if watch is not None and not watch.begin(j, start):
+            return  # given up on: another thread goes on with the calls
         try:
             args = template.copy()
             for index, values in split_args:
@@ -190,17 +224,25 @@ def run_chunk_calls(func: Callable[..., Any], writer: Any, n_args: int, pass_tas
                     kwargs[key] = values[j]
                 if pass_task_id:
                     kwargs[TASK_ID] = task_id
-            reference = write(task_id, func(*args, **kwargs))
+            value = func(*args, **kwargs)
+            if watch is not None and watch.abandoned:
+                return  # overran and was recorded as failed: its late value is not kept
+            reference = write(task_id, value)
         except Exception as exc:  # the call's (or its write's) failure, not the chunk's
-            failed.append(CallOutcome(
+            if watch is not None:
+                if not watch.end(j):
+                    return
+                exc = watch.explain(exc, task_id)
+            out.failed.append(CallOutcome(
                 task_id, False, error=_portable(exc), traceback=traceback.format_exc(),
-                seconds=clock() - start, host=host, pid=pid,
+                seconds=clock() - start, host=out.host, pid=out.pid,
                 binding_error=_is_binding_error(exc)))
             continue
-        busy += clock() - start
-        ok_ids.append(task_id)
-        references.append(reference)
-    return ChunkResult(ok_ids, references, failed, busy, host, pid, not_run)
+        if watch is not None and not watch.end(j):
+            return
+        out.seconds += clock() - start
+        out.ok_ids.append(task_id)
+        out.references.append(reference)
 
 
 def _unbindable(chunk: Chunk, error: Exception) -> ChunkResult:
