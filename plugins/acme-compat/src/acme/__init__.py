@@ -60,4 +60,5 @@ def __getattr__(name: str) -> Callable[..., Any]:
 
 
 def __dir__() -> list[str]:
+    """The package's names with the setups resolved on first use."""
     return sorted(set(globals()) | set(__all__))

@@ -44,6 +44,7 @@ def esi_installed() -> bool:
 
 
 def _esi_cluster_setup() -> Callable[..., Any]:
+    """``acme_esi.esi_cluster_setup``, or :class:`MissingSetupError` naming the install."""
     dist, module = ESI_PLUGIN
     try:
         plugin = importlib.import_module(module)
@@ -76,4 +77,5 @@ if esi_installed():  # `from acme.dask_helpers import *` must not fail without t
 
 
 def __dir__() -> list[str]:
+    """The module's names with the setups resolved on first use."""
     return sorted(set(globals()) | set(__all__))

@@ -133,6 +133,7 @@ class ACMEdaemon:
 
 
 def _client_of(executor: Any) -> Any:
+    """The dask client an executor runs on (a UsageError for executors without one)."""
     client = getattr(executor, "client", None)
     if client is None:
         raise UsageError(f"`daemon.client`: the run's backend {type(executor).__name__} runs "
