@@ -38,8 +38,8 @@ def schedulers(session: nox.Session) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Install acme-core with the test extras and run the whole suite."""
-    session.install("-e", ".[test]", "-e", "./plugins/acme-esi")
+    """Install acme-core with the test extras and the plugins and run the whole suite."""
+    session.install("-e", ".[test]", "-e", "./plugins/acme-esi", "-e", "./plugins/acme-compat")
     env = {}
     if UP.is_file() and set(UP.read_text().split()) >= {"slurm", "sge", "pbs"}:
         env["ACME_REQUIRE_SCHEDULERS"] = "1"  # they were started: their tests must run
@@ -56,7 +56,8 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on the sources (configured in pyproject.toml; also run by the suite)."""
-    session.install("-e", ".", "-e", "./plugins/acme-esi", "mypy>=1.8")
+    session.install("-e", ".", "-e", "./plugins/acme-esi", "-e", "./plugins/acme-compat",
+                    "mypy>=1.8")
     session.run("mypy", *session.posargs)
 
 
