@@ -4,6 +4,7 @@ Prints how many calls were lost (a result missing or wrong on disk); the goal is
 ``lost: 0``. Usage::
 
     python benchmarks/soak_kill_workers.py [--calls 2000] [--every 3] [--seconds 0.02]
+        [--store hdf5|hdf5-single|zarr|pickle] [--stacked]
 
 Workers are killed with SIGKILL (as the kernel's OOM killer or a lost node
 would); the local cluster's nannies start new ones, and acme-core reruns the
@@ -19,6 +20,8 @@ import signal
 import tempfile
 import threading
 import time
+
+import numpy as np
 
 
 def work(x: int, seconds: float) -> int:
@@ -50,6 +53,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=0.02, help="duration of one call")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--output-dir", default=None)
+    parser.add_argument("--store", default="hdf5")
+    parser.add_argument("--stacked", action="store_true",
+                        help="result_shape=(None,): one stacked array")
     args = parser.parse_args()
 
     from acme_backends.dask import DaskLocalExecutor
@@ -64,7 +70,8 @@ def main() -> int:
     thread.start()
     try:
         with ParallelMap(work, list(range(args.calls)), args.seconds, output_dir=out,
-                         backend=executor, progress=False, verbose=False) as pmap:
+                         backend=executor, store=args.store, progress=False, verbose=False,
+                         result_shape=(None,) if args.stacked else None) as pmap:
             pmap.compute()
     finally:
         stop.set()
@@ -72,7 +79,13 @@ def main() -> int:
         executor.shutdown()
     elapsed = time.perf_counter() - start
     values = open_results(out)
-    lost = sum(1 for i, v in enumerate(values) if v is None or int(v[0]) != i * 3)
+    if args.stacked:
+        stacked = np.ma.asarray(values[0] if isinstance(values, list) else values)
+        lost = int(np.ma.count_masked(stacked)) + int(
+            np.sum(stacked.filled(-1) != np.arange(args.calls) * 3))
+    else:
+        lost = sum(1 for i, v in enumerate(values)
+                   if v is None or int(np.ravel(v)[0]) != i * 3)
     print(f"calls: {args.calls}  workers killed: {len(kills)}  seconds: {elapsed:.1f}  "
           f"run directory: {out}")
     print(f"lost: {lost}")

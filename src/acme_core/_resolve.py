@@ -12,6 +12,7 @@ from __future__ import annotations
 import concurrent.futures
 import inspect
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,13 @@ from acme_core.errors import (
     ArgumentValueError,
     check_requirements,
 )
-from acme_core.executor import ChecksOptions, Executor, executor_info
+from acme_core.executor import (
+    ChecksOptions,
+    ChecksSendable,
+    Executor,
+    SupportsBroadcast,
+    executor_info,
+)
 from acme_core.main_guard import check_main_guard
 from acme_core.plugins import auto_backend, list_backends, list_stores, lookup
 
@@ -117,6 +124,13 @@ class BackendPlan:
     @property
     def starts_local_processes(self) -> bool:
         return self.cls is not None and executor_info(self.cls).starts_local_processes
+
+    def sendable_check(self) -> Callable[[Any], None] | None:
+        """The executor's own check of shared arguments, when it broadcasts them itself."""
+        kind = self.cls if self.cls is not None else type(self.instance)
+        if issubclass(kind, SupportsBroadcast) and isinstance(kind, ChecksSendable):
+            return kind.check_sendable
+        return None
 
     @property
     def runs_in_this_process(self) -> bool:

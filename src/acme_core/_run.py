@@ -19,6 +19,8 @@ from acme_core._progress import ProgressBar
 from acme_core.arguments import Distribution
 from acme_core.context import TaskContext
 from acme_core.dispatch import Dispatcher
+from acme_core.errors import NoWorkersError
+from acme_core.executor import ReportsWorkers, worker_count
 from acme_core.manifest import Manifest
 from acme_core.task import CallOutcome, assemble
 from acme_core.timeouts import call_with_limit
@@ -128,6 +130,24 @@ class Ledger:
             self.save_error = None
 
 
+#: seconds a client the user brought may take to show a worker before the run fails (a
+#: worker restarting right now); ACME fails at once
+BORROWED_GRACE = 10.0
+
+
+def _workers_come(executor: Any, within: float) -> bool:
+    """Whether the executor has a worker (or gets one within ``within`` s); True if unknown."""
+    if worker_count(executor) != 0:
+        return True
+    if not isinstance(executor, ReportsWorkers):
+        return False
+    try:
+        executor.wait_for_workers(1, within)
+    except Exception:  # a TimeoutError, or a client that lost its scheduler
+        return False
+    return True
+
+
 @dataclass
 class RunLoop:
     """Runs calls of one ParallelMap and records them in its :class:`Ledger`."""
@@ -142,6 +162,8 @@ class RunLoop:
     timeout: float | None = None
     #: seconds without any worker before the outstanding calls are given up
     no_worker_timeout: float = 300.0
+    #: set by ParallelMap: whether the executor is one this run started
+    owns_executor: bool = True
 
     def run(self, ledger: Ledger, todo: list[int], writer: Any, executor: Callable[[], Any],
             debug: bool) -> Generator[Batch, None, None]:
@@ -166,6 +188,15 @@ class RunLoop:
                     executor: Any) -> Dispatcher:
         context = TaskContext(self.func, writer, self.dist.n_args, self.dist.pass_task_id,
                               self.dist.shared)
+        if not self.owns_executor and not _workers_come(executor, BORROWED_GRACE):
+            # ACME fails at once here: a client the user brought, with no workers, will not
+            # grow any by itself (a cluster acme-core started waits for its workers instead)
+            raise NoWorkersError(
+                f"no active workers found in distributed computing client {executor} Consider "
+                "running \n\timport dask.distributed as dd; dd.get_client().restart()\nIf this "
+                "fails to make workers come online, please use\n\timport acme_core; "
+                "acme_core.cluster_cleanup()\nto shut down any defunct distributed computing "
+                "clients")
         dispatcher = Dispatcher(executor, context, self.dist, todo, on_outcome=ledger.record,
                                 on_results=ledger.finished, retries=self.retries,
                                 chunk_size=self.chunk_size, on_tick=ledger.save,

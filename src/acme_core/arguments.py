@@ -344,27 +344,46 @@ def _picklable(value: Any) -> Exception | None:
     return None
 
 
-def check_picklable(func: Callable[..., Any], dist: Distribution) -> None:
-    """Refuse, naming it, a function or argument that cannot travel to the workers."""
-    candidates: list[tuple[str, str, Any]] = [("func", "the function", func)]
-    candidates += [("args", f"positional argument {i} (shared)", v)
+def check_picklable(func: Callable[..., Any], dist: Distribution,
+                    sendable: Callable[[Any], None] | None = None) -> None:
+    """Refuse, naming it, a function or argument that cannot travel to the workers.
+
+    ``sendable``: the executor's own check for shared arguments, which it
+    broadcasts with serializers of its own (dask sends a read-only ``h5py.Dataset``
+    by reference); without it, shared arguments must pickle too.
+    """
+    candidates: list[tuple[str, str, Any, Callable[[Any], Exception | None]]] = [
+        ("func", "the function", func, _picklable)]
+    check_shared = _picklable if sendable is None else _checked_by(sendable)
+    candidates += [("args", f"positional argument {i} (shared)", v, check_shared)
                    for i, v in dist.shared.args.items()]
-    candidates += [("kwargs", f"keyword argument {k!r} (shared)", v)
+    candidates += [("kwargs", f"keyword argument {k!r} (shared)", v, check_shared)
                    for k, v in dist.shared.kwargs.items()]
     for i, values in dist.split_args.items():
-        candidates += [("args", f"positional argument {i}, element {j}", v)
+        candidates += [("args", f"positional argument {i}, element {j}", v, _picklable)
                        for j, v in enumerate(values)]
     for k, values in dist.split_kwargs.items():
-        candidates += [("kwargs", f"keyword argument {k!r}, element {j}", v)
+        candidates += [("kwargs", f"keyword argument {k!r}, element {j}", v, _picklable)
                        for j, v in enumerate(values)]
-    for parameter, what, value in candidates:
-        problem = _picklable(value)
+    for parameter, what, value, check in candidates:
+        problem = check(value)
         if problem is not None:
             raise ArgumentTypeError(
                 f"<ParallelMap> {what} cannot be sent to the workers: it cannot be pickled "
                 f"({type(problem).__name__}: {problem}). Pass what it is made from instead "
                 "(a file name rather than an open file, no locks or connections), or run on "
                 "threads of this process (a ThreadPoolExecutor backend)", parameter=parameter)
+
+
+def _checked_by(sendable: Callable[[Any], None]) -> Callable[[Any], Exception | None]:
+    def check(value: Any) -> Exception | None:
+        try:
+            sendable(value)
+        except Exception as exc:
+            return exc
+        return None
+
+    return check
 
 
 def _tuple(names: tuple[str, ...]) -> str:

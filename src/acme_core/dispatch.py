@@ -82,10 +82,11 @@ CHUNK_BUDGET_SECONDS = 2.5 * TARGET_CHUNK_SECONDS
 #: worker busy while its next chunk travels, few enough to keep the driver lean.
 PENDING_PER_WORKER = 4
 
-# Calls whose worker died (killed, out of memory, node lost) are resubmitted at
-# least this many times even with retries=0: losing a worker must not lose calls.
-# Bounded, because a call that itself kills its worker would otherwise loop forever.
-LOST_WORKER_RESUBMITS = 3
+# A chunk whose worker died (killed, out of memory, node lost) is not a failure: its
+# calls run again one by one. A call whose worker died while it ran alone is run once
+# more even with retries=0 (its worker may have died of something else), then it fails:
+# it kills its worker. (dask itself already retries a task whose worker died.)
+LOST_WORKER_RESUBMITS = 1
 
 
 def worker_was_lost(executor: Any, exc: BaseException) -> bool:
@@ -280,11 +281,12 @@ class Dispatcher:
         """``(future, ids, (ok, value or exception))`` of every ready chunk.
 
         Executors with ``gather`` fetch the results of many chunks in one round
-        trip; others answer ``future.result()`` one by one.
+        trip (and know when a result was lost after its future finished); others
+        answer ``future.result()`` one by one.
         """
         executor = self.executor
         futures = [future for future, _ in ready]
-        if isinstance(executor, SupportsGather) and len(ready) > 1:
+        if isinstance(executor, SupportsGather):
             outcomes = executor.gather(futures)
         else:
             outcomes = []

@@ -18,6 +18,7 @@ The tree::
     ├── MainGuardError (RuntimeError)       worker processes from a script without
     │                                       ``if __name__ == "__main__":``
     ├── UsageError (RuntimeError)           an object used in a state that does not allow it
+    ├── NoWorkersError (RuntimeError)       a client the user brought has no workers
     ├── RunDirectoryError (OSError)         a run directory cannot be created, read or used
     │   ├── NoRunError (ValueError)             the path holds no acme-core run
     │   └── ManifestError (ValueError)          a manifest cannot be read or is not one
@@ -49,6 +50,7 @@ __all__ = [
     "ManifestError",
     "MissingDependencyError",
     "NoRunError",
+    "NoWorkersError",
     "ParallelMapError",
     "PluginError",
     "PluginWarning",
@@ -182,6 +184,10 @@ class MainGuardError(AcmeError, RuntimeError):
 
 class UsageError(AcmeError, RuntimeError):
     """An object was used in a state that does not allow it (e.g. a ParallelMap running)."""
+
+
+class NoWorkersError(AcmeError, RuntimeError):
+    """The dask client (or executor) the user brought has no workers when a run starts."""
 
 
 class RunDirectoryError(AcmeError, OSError):

@@ -66,6 +66,11 @@ Optional capabilities (runtime-checkable Protocols)
     for options the class cannot take, *before* anything starts. ParallelMap calls
     it at construction with ``backend_options`` (and the ACME cluster keywords the
     class's signature names).
+:class:`ChecksSendable`
+    Class method ``check_sendable(value)``: raise ``TypeError`` when the executor
+    could not send ``value`` (a shared argument) to its workers. For executors that
+    broadcast with serializers of their own (dask sends a read-only ``h5py.Dataset``
+    by reference); without it, shared arguments must pickle.
 :class:`PlansWorkers`
     Class method ``planned_workers(options)``: how many workers an executor created
     with ``options`` will have, or ``None`` (the dry run's estimate uses it).
@@ -99,6 +104,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 __all__ = [
     "ChecksOptions",
+    "ChecksSendable",
     "DetectsLostWorkers",
     "Executor",
     "ExplainsLostWorkers",
@@ -244,6 +250,13 @@ class ChecksOptions(Protocol):
     """The class checks its options before anything starts (checked on the class)."""
 
     def check_options(self, options: dict[str, Any]) -> None: ...
+
+
+@runtime_checkable
+class ChecksSendable(Protocol):
+    """The class says whether it can send a value to its workers (checked on the class)."""
+
+    def check_sendable(self, value: Any) -> None: ...
 
 
 @runtime_checkable

@@ -107,7 +107,10 @@ class ParallelMap:
         Pickle results instead of HDF5 (store ``"pickle"``).
     partition, n_workers, mem_per_worker, setup_timeout, setup_interactive
         Cluster resources, passed to backends that accept them. ``n_workers`` and
-        ``mem_per_worker`` size an auto-started local cluster too.
+        ``mem_per_worker`` size an auto-started local cluster too. ``setup_timeout``
+        (seconds) also bounds how long a run waits when no worker is left (workers
+        that come back end the wait at once) before the calls still outstanding
+        fail; a resumed run finishes them.
     stop_client : "auto" or bool
         "auto" stops only a client this ParallelMap started; True stops any;
         False leaves it running for the next ParallelMap to reuse.
@@ -141,9 +144,11 @@ class ParallelMap:
     retries : int
         Rerun a call that raised up to this many more times. Every exception the
         call raises is retried except a ``TypeError`` from binding the arguments
-        to the function (a wrong signature fails the same way every time). A call
-        whose worker died (killed, out of memory, node lost) is rerun on another
-        worker even with ``retries=0`` (up to 3 times, or ``retries`` if higher).
+        to the function (a wrong signature fails the same way every time). Calls
+        whose worker died (killed, out of memory, node lost) run again one by one,
+        even with ``retries=0``; a call whose worker dies while it runs alone runs
+        once more (or ``retries`` times), then fails with a
+        :class:`~acme_core.errors.WorkerLostError` saying why the worker died.
     progress : "auto" or bool
         Progress bar (tqdm; a widget in notebooks) with calls done / failed /
         running and an ETA, fed by completion events; "auto" shows it in
@@ -267,7 +272,7 @@ class ParallelMap:
         self.backend: BackendPlan = resolve_backend(o.backend, o.backend_options,
                                                     o.cluster_keywords, o.backend_requests)
         if not self.backend.runs_in_this_process:
-            check_picklable(func, self.dist)
+            check_picklable(func, self.dist, self.backend.sendable_check())
         #: ACME's per-keyword view of the arguments: keyword -> one value per call, or
         #: ``[value]`` for a value every call shares. Edits before the first compute()
         #: are honoured as ACME honours them (``kwargv[key] = [value]`` shares ``value``
@@ -324,7 +329,8 @@ class ParallelMap:
         self._ledger = Ledger(self.dist.n_calls, self.manifest,
                               heartbeat=self._lock.refresh if self._lock else None)
         self._loop = RunLoop(self.func, self.dist, self.func_name, o.retries, o.chunk_size,
-                             o.progress, timeout=o.timeout)
+                             o.progress, timeout=o.timeout,
+                             no_worker_timeout=float(o.setup_timeout))
         self.state = RunState.READY
         self.executor: Any = None
         self._owns_executor = False
@@ -404,6 +410,7 @@ class ParallelMap:
             self.executor, self._owns_executor = plan.instance, False
         # The dashboard link, once per cluster: setups that start one announce it
         # themselves (``announces_dashboard``); for the others it is said here.
+        self._loop.owns_executor = self._owns_executor
         if isinstance(self.executor, HasDashboard) and \
                 not executor_info(type(self.executor)).announces_dashboard:
             link = self.executor.dashboard_link
@@ -631,7 +638,7 @@ class ParallelMap:
         log.debug("kwargv was edited: the calls get the edited keyword arguments")
         self.kwargv = kwargv_of(self.dist)
         if not self.backend.runs_in_this_process:
-            check_picklable(self.func, self.dist)
+            check_picklable(self.func, self.dist, self.backend.sendable_check())
         if not self.store.writes_files:
             return
         self.arguments_fingerprint = fingerprint(self.dist)

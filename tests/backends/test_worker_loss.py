@@ -132,13 +132,15 @@ def test_ctrl_c_keeps_finished_results_and_resume_finishes(tmp_path):
     assert [int(v[0]) for v in open_results(run_dir)] == list(range(1, 31))
 
 
-def test_soak_script_prints_lost_0(tmp_path):
+@pytest.mark.parametrize("store", [["--store", "hdf5"], ["--store", "hdf5-single", "--stacked"]],
+                         ids=["hdf5", "hdf5-single-stacked"])
+def test_soak_script_prints_lost_0(tmp_path, store):
     """A short run of benchmarks/soak_kill_workers.py: workers SIGKILLed every second."""
     script = Path(__file__).resolve().parents[2] / "benchmarks" / "soak_kill_workers.py"
     try:  # a shorter timeout than pytest's, so that a stuck run shows what it logged
         out = subprocess.run([sys.executable, str(script), "--calls", "400", "--every", "1",
-                              "--seconds", "0.02", "--output-dir", str(tmp_path / "run")],
-                             capture_output=True, text=True, timeout=240, cwd=tmp_path)
+                              "--seconds", "0.02", "--output-dir", str(tmp_path / "run"),
+                              *store], capture_output=True, text=True, timeout=240, cwd=tmp_path)
     except subprocess.TimeoutExpired as exc:
         logged = exc.stderr.decode() if isinstance(exc.stderr, bytes) else exc.stderr or ""
         pytest.fail(f"the soak run did not finish in 240 s; its log ended with:\n{logged[-3000:]}")

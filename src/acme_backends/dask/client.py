@@ -25,7 +25,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 
-from acme_core.errors import ArgumentTypeError, ArgumentValueError
+from acme_core.errors import ArgumentTypeError, ArgumentValueError, WorkerLostError
 
 __all__ = [
     "DaskClientExecutor",
@@ -102,6 +102,40 @@ def cluster_cleanup(client: Any = None) -> None:
     log.info("Successfully shut down %s containing %d workers", desc, n_workers)
 
 
+#: seconds to fetch the results of finished tasks before asking for each on its own
+FETCH_TIMEOUT = 30.0
+
+
+def _host_and_pid() -> tuple[str, int]:
+    """Run on a worker: where it runs (the task code reports the same pair)."""
+    import os
+    import socket
+
+    return socket.gethostname(), os.getpid()
+
+
+def _last_worker(exc: BaseException) -> str | None:
+    """The address of the last worker a ``KilledWorker`` names (None: not one)."""
+    worker = getattr(exc, "last_worker", None)
+    address = getattr(worker, "address", worker)
+    return address if isinstance(address, str) else None
+
+
+def _size(value: object) -> str:
+    from dask.utils import format_bytes
+
+    return str(format_bytes(int(value))) if isinstance(value, (int, float)) else "?"
+
+
+def _exit_words(code: object) -> str | None:
+    """A worker process's exit code in words (negative: killed by that signal)."""
+    if not isinstance(code, int):
+        return None
+    if code < 0:
+        return f"worker killed by signal {-code}"
+    return f"worker exited with exit code {code}"
+
+
 def _set_sys_path(paths: list[str]) -> None:
     for path in reversed(paths):
         if path not in sys.path:
@@ -175,6 +209,8 @@ class DaskClientExecutor:
             log.info("Attaching to parallel computing client %s", client)
         self.client: Any = client
         self._prepared = False
+        #: workers seen so far (address -> pid, host), to name one that disappears
+        self._seen: dict[str, dict[str, Any]] = {}
 
     # -- concurrent.futures shape -------------------------------------------
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
@@ -225,29 +261,71 @@ class DaskClientExecutor:
         # depends on data an earlier run released ("computation on lost data").
         return self.client.scatter(value, broadcast=True, hash=False)
 
+    @classmethod
+    def check_sendable(cls, value: Any) -> None:
+        """ChecksSendable: raise TypeError when dask cannot send ``value`` to the workers.
+
+        dask's own serializers come first (a read-only ``h5py.Dataset`` travels by
+        reference), then pickle, as when the value is broadcast.
+        """
+        from distributed.protocol.serialize import serialize
+
+        quiet = logging.getLogger("distributed.protocol.pickle")
+        level = quiet.level
+        quiet.setLevel(logging.CRITICAL)  # the failure is ours to report, by name
+        try:
+            serialize(value, serializers=("dask", "pickle"), on_error="raise")
+        finally:
+            quiet.setLevel(level)
+
     def gather(self, futures: list[Any]) -> list[tuple[bool, Any]]:
         """Results of finished ``futures`` in one round trip: ``(True, value)`` or ``(False, exc)``.
 
         ``Future.result()`` fetches one result per round trip; a batch of chunks
-        that finished together comes back at once here.
+        that finished together comes back at once here. Never blocks on a future
+        that is not done: a result lost with its worker before it was fetched (dask
+        then quietly computes it again) is reported as lost, and acme-core runs
+        those calls again itself.
         """
         finished = [f for f in futures if f.status == "finished"]
         values: dict[Any, Any] = {}
         if finished:
             try:
-                values = dict(zip(finished, self.client.gather(finished), strict=True))
+                values = dict(zip(finished, self._fetch(finished), strict=True))
             except Exception:  # e.g. a worker died meanwhile: ask each future on its own
                 values = {}
-        out: list[tuple[bool, Any]] = []
-        for future in futures:
-            if future in values:
-                out.append((True, values[future]))
-                continue
+        return [(True, values[f]) if f in values else self._outcome(f) for f in futures]
+
+    def _fetch(self, futures: list[Any]) -> list[Any]:
+        """``Client.gather`` with a time limit.
+
+        When a result is lost with its worker before it is fetched, ``Client.gather``
+        quietly waits for dask to compute it again, which may never happen while
+        workers keep dying; the driver must not block on it. ``gather`` takes no
+        time limit, so its coroutine runs through ``Client.sync`` with one (the one
+        private name this module uses).
+        """
+        return list(self.client.sync(self.client._gather, futures,
+                                     callback_timeout=FETCH_TIMEOUT))
+
+    @staticmethod
+    def _outcome(future: Any) -> tuple[bool, Any]:
+        """One future's outcome, without waiting for a result that is not there."""
+        if future.status in ("error", "cancelled"):
             try:
-                out.append((True, future.result()))
+                return False, future.exception(timeout=5)
             except Exception as exc:
-                out.append((False, exc))
-        return out
+                return False, exc
+        if future.status == "finished":
+            try:
+                return True, future.result(timeout=FETCH_TIMEOUT)
+            except TimeoutError:  # lost meanwhile, and dask waits for it to be recomputed
+                pass
+            except Exception as exc:
+                return False, exc
+        future.cancel()  # dask would compute it again; acme-core reruns its calls instead
+        return False, WorkerLostError(f"the result of task {future.key} was lost with its "
+                                      "worker before it could be fetched")
 
     @classmethod
     def planned_workers(cls, options: Mapping[str, Any]) -> int | None:
@@ -261,8 +339,52 @@ class DaskClientExecutor:
             return None
 
     def worker_count(self) -> int:
-        """How many workers the client's scheduler knows now."""
-        return len(self.client.scheduler_info(n_workers=-1).get("workers", {}))
+        """How many workers the client's scheduler knows now (a worker gone is named)."""
+        workers = self.client.scheduler_info(n_workers=-1).get("workers", {})
+        gone = [address for address in self._seen if address not in workers]
+        for address in gone:
+            info = self._seen.pop(address)
+            log.warning("Worker %s (%s on %s) is gone: its calls run elsewhere", address,
+                        info.get("name", "?"), info.get("host", "?"))
+        for address, info in workers.items():
+            self._seen.setdefault(address, {"name": info.get("name"), "host": info.get("host")})
+        return len(workers)
+
+    def lost_worker_cause(self, exc: BaseException) -> str | None:
+        """Why the last worker of a task that raised ``exc`` died, from the scheduler's events.
+
+        A nanny over its memory limit reports it (distributed does); acme-core's local
+        nannies also report the exit code or signal of any worker that ended.
+        """
+        from acme_backends.dask.malloc import WORKER_EXIT_TOPIC
+
+        address = _last_worker(exc)
+        if address is None:
+            return None
+        for _, event in reversed(self.client.get_events("worker-restart-memory")):
+            if isinstance(event, dict) and event.get("worker") == address:
+                return f"it exceeded its memory limit (RSS {_size(event.get('rss'))})"
+        for _, event in reversed(self.client.get_events(WORKER_EXIT_TOPIC)):
+            if isinstance(event, dict) and event.get("worker") == address:
+                return _exit_words(event.get("exitcode"))
+        return None
+
+    def replace_worker(self, host: str, pid: int) -> bool:
+        """Restart the worker process ``pid`` on ``host`` (a call is stuck in it)."""
+        try:
+            where = self.client.run(_host_and_pid, on_error="ignore")
+        except Exception:  # workers coming and going: try again next time
+            return False
+        matches = [address for address, answer in where.items()
+                   if isinstance(answer, tuple) and answer == (host, pid)]
+        if not matches:
+            return False
+        try:
+            status = self.client.restart_workers(matches, raise_for_error=False)
+        except Exception as exc:  # a worker without a nanny cannot be restarted
+            log.debug("could not restart %s: %s", matches, exc)
+            return False
+        return all(value == "OK" for value in dict(status).values())
 
     def lost_worker(self, exc: BaseException) -> bool:
         """Whether a task failed because the workers running it died.
@@ -273,7 +395,7 @@ class DaskClientExecutor:
         from distributed.comm.core import CommClosedError
         from distributed.scheduler import KilledWorker
 
-        return isinstance(exc, (KilledWorker, CommClosedError))
+        return isinstance(exc, (KilledWorker, CommClosedError, WorkerLostError))
 
     def broadcast_lost(self, handle: Any) -> bool:
         """Whether a :meth:`broadcast` value is gone (every worker holding it died)."""

@@ -82,6 +82,10 @@ def check_cluster_options(options: Mapping[str, Any], who: str) -> None:
             _checks.instance_of(options[name], name, types, what)
 
 
+#: how long a worker may go without a heartbeat before the scheduler gives it up
+FROZEN_WORKER_TTL = "60s"
+
+
 def local_cluster_setup(n_workers: int | None = None, mem_per_worker: str | None = None,
                         interactive: bool = True, start_client: bool = True,
                         threads_per_worker: int = 1, dashboard_address: str = "127.0.0.1:0",
@@ -119,6 +123,10 @@ def local_cluster_setup(n_workers: int | None = None, mem_per_worker: str | None
     :mod:`acme_backends.dask.malloc`) instead of dask's immediate return, which makes
     every new array of 128 KiB and more cost page faults. Pass
     ``worker_class=distributed.Nanny`` to keep dask's setting.
+
+    A worker that stops answering (stopped, hung) is given up after
+    :data:`FROZEN_WORKER_TTL` (dask: 5 minutes) and its calls run elsewhere;
+    ``scheduler_kwargs={"worker_ttl": ...}`` sets another limit.
     """
     _checks.boolean(interactive, "interactive")
     _checks.boolean(start_client, "start_client")
@@ -145,6 +153,12 @@ def local_cluster_setup(n_workers: int | None = None, mem_per_worker: str | None
         # workers keep freed memory for the next call's arrays (see dask.malloc)
         options["worker_class"] = ReusingNanny
     options.update(cluster_options)
+    # a worker that stops answering (SIGSTOP, a hung machine) is given up after a minute,
+    # not dask's five: its calls run elsewhere (and the run's log names it)
+    # ... and a task whose worker died is retried once by dask, not three times: acme-core
+    # reruns the calls of a lost task one by one itself, to find a call that kills workers
+    options["scheduler_kwargs"] = {"worker_ttl": FROZEN_WORKER_TTL, "allowed_failures": 1,
+                                   **dict(options.get("scheduler_kwargs") or {})}
     # distributed's constructors are untyped: the client and cluster are Any from here
     cluster = LocalCluster(**options)  # type: ignore[no-untyped-call]
     if not start_client:
@@ -213,7 +227,11 @@ class DaskLocalExecutor(DaskClientExecutor):
         self._revive_lost_workers()
         return super().worker_count()
 
-    def _revive_lost_workers(self) -> None:
+    def restore_workers(self) -> int:
+        """RestoresWorkers: start the workers the cluster lost for good; how many."""
+        return self._revive_lost_workers()
+
+    def _revive_lost_workers(self) -> int:
         """Start again the workers the LocalCluster dropped for good.
 
         When a worker stays away longer than ``distributed.deploy.lost-worker-timeout``
@@ -226,7 +244,7 @@ class DaskLocalExecutor(DaskClientExecutor):
         cluster = getattr(self.client, "cluster", None)
         spec, running = getattr(cluster, "worker_spec", None), getattr(cluster, "workers", None)
         if cluster is None or not isinstance(spec, dict) or not isinstance(running, dict):
-            return
+            return 0
         missing = len(spec) - len(running)
         # scale() acts on the cluster's event loop: give it a moment before asking again
         if missing > 0 and cluster.status.name == "running" \
@@ -234,6 +252,8 @@ class DaskLocalExecutor(DaskClientExecutor):
             self._revived_at = time.monotonic()
             log.warning("Restarting %d worker(s) the local cluster had given up on", missing)
             cluster.scale(len(spec))
+            return missing
+        return 0
 
     @classmethod
     def check_options(cls, options: dict[str, Any]) -> None:

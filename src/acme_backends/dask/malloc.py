@@ -45,6 +45,10 @@ WORKER_MALLOC_ENV = {
 }
 
 
+#: the scheduler event topic on which the nannies report a worker's exit
+WORKER_EXIT_TOPIC = "acme-worker-exit"
+
+
 class ReusingNanny(Nanny):
     """A dask ``Nanny`` whose worker processes start with :data:`WORKER_MALLOC_ENV`.
 
@@ -69,6 +73,16 @@ class ReusingNanny(Nanny):
         # ... and the worker applies self.env once it runs: the same values, so that
         # its os.environ (and what it starts) tells the truth
         self.env.update(WORKER_MALLOC_ENV)
+
+    async def _on_worker_exit(self, exitcode: int) -> None:
+        # Say to the scheduler how the worker ended (distributed's nanny only logs it
+        # here): acme-core names the cause in the error of the call that killed it. Only
+        # for a worker that died unasked: a nanny closing down has no scheduler to tell.
+        if self.status.name == "running":
+            report: Any = self.log_event  # distributed's method is untyped
+            report(WORKER_EXIT_TOPIC, {"worker": self.worker_address, "pid": self.pid,
+                                       "exitcode": exitcode})
+        await super()._on_worker_exit(exitcode)
 
     async def instantiate(self) -> Any:
         # Nannies of one cluster spawn concurrently (on one event loop): restore
