@@ -21,9 +21,9 @@ import pytest
 
 from acme_core import ParallelMap, ParallelMapError, open_results
 from acme_core.store import RunInfo
-from acme_storage.hdf5_single import WRITTEN_ATTR, HDF5SingleStore
+from acme_storage.hdf5.single import WRITTEN_ATTR, HDF5SingleStore
 from acme_storage.memory import MemoryStore
-from acme_storage.zarr_store import EXTENT, ZarrStore
+from acme_storage.zarr.store import EXTENT, ZarrStore
 
 zarr = pytest.importorskip("zarr")
 
