@@ -87,8 +87,8 @@ def test_imports_stay_inside_their_boundaries(name):
             owner = private_part(full)
             assert owner is None or name == owner or name.startswith(owner + "."), \
                 f"{name} imports {full}, private to {owner}"
-        if imported and imported.startswith("_") and full == module:
-            assert False, f"{name} imports the private name {imported} from {module}"
+        private_name = bool(imported and imported.startswith("_")) and full == module
+        assert not private_name, f"{name} imports the private name {imported} from {module}"
 
 
 def test_no_import_cycles():
