@@ -20,15 +20,16 @@ merge). Baseline: plain h5py writing the same N slots into one dataset in one
 process. ``h5py+lock`` is ACME's single-file design for comparison: every call
 takes a cross-process lock, opens the shared file, writes its slot, closes it.
 
-**zarr variants** (``--stores``): ``zarr`` is the store as shipped. ``zarr-api``
-sends every chunk through zarr-python (``Array.__setitem__``) instead of letting
-workers write whole chunks of the store's own layouts as bytes
-(``acme_storage/zarr/_fast.py``); ``zarr-file`` writes those bytes to files by
-hand (``acme_core.fileio``), ``zarr-set_sync`` through zarr's
-``LocalStore.set_sync``. The last columns give each zarr variant's MB/s over the
-first zarr variant's (median, best). ``--inf`` stacks along an ``np.inf`` axis
-(``result_shape=(None, np.inf)``): the slots then go through zarr-python in every
-variant and only the per-call ``acme_extent`` entry differs.
+**zarr variants** (``--stores``): ``zarr`` is the store as shipped, whose workers
+write whole chunks of the store's own layouts as bytes
+(``acme_storage/zarr/_fast.py``: a call's slot by hand, its ``acme_extent``
+entry through zarr's ``LocalStore.set_sync``). ``zarr-set_sync`` writes the slot
+chunks through ``LocalStore.set_sync`` too; ``zarr-api`` sends every chunk
+through zarr-python (``Array.__setitem__``). The last columns give each zarr
+variant's MB/s over the first zarr variant's (median, best). ``--inf`` stacks
+along an ``np.inf`` axis (``result_shape=(None, np.inf)``): the slots then go
+through zarr-python in every variant and only the ``acme_extent`` entry differs
+(``zarr-set_sync`` is then the same as ``zarr``).
 
 MB = 10**6 bytes. Nothing is fsync'ed (none of the writers does), so the data
 may still be in the page cache: the figures compare write paths, not disks.
@@ -72,8 +73,7 @@ def store_class(variant: str) -> Any:
     from acme_storage.zarr import ZarrStore
 
     zarr_variants = {"zarr-api": {"fast_chunks": False},
-                     "zarr-file": {"fast_chunks": True, "fast_by_hand": True},
-                     "zarr-set_sync": {"fast_chunks": True, "fast_by_hand": False}}
+                     "zarr-set_sync": {"slots_by_hand": False}}
     if variant in zarr_variants:
         # defined here, used by the driver only: the workers get ZarrStore's own writer
         return type(f"ZarrStore_{variant.replace('-', '_')}", (ZarrStore,),
@@ -340,7 +340,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--skip-e2e", action="store_true", help="only measurement B")
     parser.add_argument("--stores", nargs="+", default=None,
-                        help="stores and zarr variants (zarr-api, zarr-file, zarr-set_sync) to "
+                        help="stores and zarr variants (zarr-api, zarr-set_sync) to "
                              "run; B skips memory and runs h5py+lock only if named (default: "
                              f"{' '.join(STORES)}, and h5py+lock in B)")
     parser.add_argument("--inf", action="store_true",

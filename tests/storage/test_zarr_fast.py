@@ -1,8 +1,9 @@
 """The zarr store's chunk bytes: its fast path writes what zarr-python writes, byte for byte.
 
-Each case is written twice by real writers, once with whole chunks made by
-:mod:`acme_storage.zarr._fast` and once with every chunk through zarr-python
-(``ZarrStore.fast_chunks = False``); the two containers must hold the same chunk
+Each case is written by real writers with whole chunks made by
+:mod:`acme_storage.zarr._fast` (slot chunks by hand as shipped, and through
+``LocalStore.set_sync``) and with every chunk through zarr-python
+(``ZarrStore.fast_chunks = False``); the containers must hold the same chunk
 files with the same bytes, and read back with zarr as the values written.
 """
 
@@ -30,6 +31,12 @@ class ThroughZarr(ZarrStore):
     """Every chunk through zarr-python (the reference)."""
 
     fast_chunks: ClassVar[bool] = False
+
+
+class SlotsThroughSetSync(ZarrStore):
+    """Slot chunks through zarr's ``LocalStore.set_sync`` (the benchmark's ``zarr-set_sync``)."""
+
+    slots_by_hand: ClassVar[bool] = False
 
 
 def write_run(tmp_path: Path, store_cls: type[ZarrStore], shape: tuple[float, ...], dim: int,
@@ -65,11 +72,12 @@ CASES = {
 }
 
 
+@pytest.mark.parametrize("store_cls", [ZarrStore, SlotsThroughSetSync], ids=["zarr", "set_sync"])
 @pytest.mark.parametrize("case", list(CASES))
-def test_fast_chunks_are_the_bytes_zarr_writes(tmp_path, case):
+def test_fast_chunks_are_the_bytes_zarr_writes(tmp_path, case, store_cls):
     shape, dim, dtype, make = CASES[case]
     values = [make(i) for i in range(int(shape[dim]))]
-    fast = write_run(tmp_path, ZarrStore, shape, dim, dtype, values)
+    fast = write_run(tmp_path, store_cls, shape, dim, dtype, values)
     reference = write_run(tmp_path, ThroughZarr, shape, dim, dtype, values)
     assert files(fast) == files(reference)
     array = zarr.open_array(str(fast / "result_0"), mode="r")

@@ -1,6 +1,55 @@
-"""The one place that makes zarr chunk bytes itself: whole chunks of the store's own layouts.
+"""The one place that makes zarr chunk bytes itself, and why it still does.
 
-(Figures and the decision: filled in after the measurement.)
+The ``"zarr"`` store's workers write whole chunks of two arrays the store
+created itself, whose bytes the zarr v3 spec fixes (the ``bytes`` codec alone:
+the values in C order, little endian):
+
+* a call's slot of ``result_0`` when it is exactly one uncompressed chunk (the
+  default layout, :func:`whole_slot_chunks`), as a file written by hand
+  (:func:`acme_core.fileio.write_segments_atomic`: temporary name, ``writev``,
+  rename);
+* a call's entry of ``acme_extent`` (8 bytes; ``np.inf`` shapes only), through
+  zarr's own store layer, ``LocalStore.set_sync`` (the same atomic
+  temporary-file-and-rename).
+
+Keys come from each array's own chunk key encoding (``encode_chunk_key``), and
+``tests/storage/test_zarr_fast.py`` checks that these chunks are byte for byte
+what zarr-python writes. Everything else (compressed or multi-chunk slots, the
+slots of an ``np.inf`` axis, every group without ``result_shape``) goes through
+zarr-python's ``Array`` API.
+
+Why not zarr-python for these chunks: ``Array.__setitem__`` runs every write
+through zarr's event loop in another thread, which costs more than writing a
+1 MB chunk. ``LocalStore.set_sync`` needs no event loop but adds, per chunk,
+zarr's pathlib handling, a ``mkdir`` of the parent, a ``uuid4`` and a buffered
+``open`` (about 0.15-0.25 ms here): within 10% only where a call costs much more
+than that anyway. ``benchmarks/bench_stores.py`` (9 reps each; MB/s of the
+variant over the by-hand path, median of the run; the VM was shared with other
+engineers' test suites, load 1-8 on 2 cores; every row in ``benchmarks/README.md``):
+
+=============================  ==========  ==========  ===========  ===========
+slot chunks (finite shape)     0.1 MB      1 MB        8 MB         64 MB
+=============================  ==========  ==========  ===========  ===========
+set_sync, end to end (A)       71%, 69%    87%, 82%    61%, 93%     118%, 97%
+set_sync, write path (B)       62%, 44%    78%, 83%    102%, 89%    89%, 98%
+``Array`` API, A               20%, 25%    38%, 34%    75%, 132%    101%, 134%
+``Array`` API, B               28%, 18%    32%, 28%    70%, 56%     102%, 81%
+=============================  ==========  ==========  ===========  ===========
+
+(each cell: run 1, run 2; ``Array`` API: every chunk through ``Array.__setitem__``).
+``acme_extent`` entries (``np.inf`` shape, slots through zarr-python in every
+variant), three runs at 0.1 and 1 MB: set_sync 83-103% end to end (medians of
+the runs 94%, 92%), 91-106% on the write path (100%, 102%); the ``Array`` API
+56-96% (medians 61-80%). So the extent entries went to ``set_sync`` and the
+slot chunks stayed written by hand.
+
+To re-measure after upgrading zarr::
+
+    python benchmarks/bench_stores.py --stores zarr zarr-set_sync zarr-api [--inf]
+
+When ``zarr-set_sync`` is within 10% of ``zarr`` at every size, write slots
+with ``set_sync`` too (``ZarrStore.slots_by_hand = False``); when ``zarr-api``
+is, this module can go (``ZarrStore.fast_chunks = False``).
 """
 
 from __future__ import annotations
@@ -25,7 +74,7 @@ def whole_slot_chunks(array: ZArray, stacking_dim: int) -> bool:
     True when the array's only codec is ``bytes`` (no filters, no compressors,
     no sharding; little endian or single-byte), its dtype is plain numeric, and
     its chunk is exactly one call's slot: the chunk is then the slot's values in
-    C order, little endian (zarr v3 spec, ``bytes`` codec).
+    C order, little endian.
     """
     from zarr.codecs import BytesCodec, Endian
 
@@ -40,6 +89,7 @@ def whole_slot_chunks(array: ZArray, stacking_dim: int) -> bool:
 
 
 def _little_endian_bytes(data: np.ndarray[Any, Any]) -> memoryview:
+    """The ``bytes`` codec's output: the values in C order, little endian."""
     raw = np.ascontiguousarray(data, dtype=data.dtype.newbyteorder("<"))
     return raw.reshape(-1).view(np.uint8).data
 
@@ -52,18 +102,19 @@ class FastChunks:
     root : str
         The container ``<out>/<fn>.zarr``.
     slot_encoding, extent_encoding : zarr ChunkKeyEncoding or None
-        The arrays' chunk key encodings (from their metadata); None when chunks of
-        that array go through zarr-python (:meth:`Array.__setitem__`).
-    by_hand : bool
-        Write the files with :mod:`acme_core.fileio` instead of ``LocalStore.set_sync``.
+        The arrays' chunk key encodings (from their metadata); None when that
+        array's chunks go through zarr-python.
+    slots_by_hand : bool
+        Write slot chunks with :mod:`acme_core.fileio` (the default, see the
+        module docstring), else with ``LocalStore.set_sync``.
     """
 
     def __init__(self, root: str, slot_encoding: Any, extent_encoding: Any,
-                 by_hand: bool = False) -> None:
+                 slots_by_hand: bool = True) -> None:
         self.root = root
         self.slot_encoding = slot_encoding
         self.extent_encoding = extent_encoding
-        self.by_hand = by_hand
+        self.slots_by_hand = slots_by_hand
         self._store: Any = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -76,10 +127,8 @@ class FastChunks:
             self._store = LocalStore(self.root)
         return self._store
 
-    def _put(self, key: str, data: memoryview) -> None:
-        if self.by_hand:
-            write_segments_atomic(os.path.join(self.root, key), [data])
-            return
+    def _set(self, key: str, data: memoryview) -> None:
+        """``LocalStore.set_sync``: zarr's atomic write of one key, without an event loop."""
         from zarr.core.buffer import default_buffer_prototype
 
         buffer = default_buffer_prototype().buffer.from_array_like(np.frombuffer(data, np.uint8))
@@ -91,27 +140,21 @@ class FastChunks:
         coords = [0] * ndim
         coords[stacking_dim] = task_id
         key = f"result_0/{self.slot_encoding.encode_chunk_key(tuple(coords))}"
-        self._put(key, _little_endian_bytes(data))
+        if self.slots_by_hand:
+            write_segments_atomic(os.path.join(self.root, key), [_little_endian_bytes(data)])
+        else:
+            self._set(key, _little_endian_bytes(data))
 
     def _extent_key(self, task_id: int) -> str:
         return f"acme_extent/{self.extent_encoding.encode_chunk_key((task_id,))}"
 
     def write_extent(self, task_id: int, length: int) -> None:
         """Write call ``task_id``'s entry of ``acme_extent`` (atomically)."""
-        self._put(self._extent_key(task_id), _little_endian_bytes(np.array([length], "<i8")))
+        self._set(self._extent_key(task_id), _little_endian_bytes(np.array([length], "<i8")))
 
     def read_extent(self, task_id: int) -> int:
         """Call ``task_id``'s entry of ``acme_extent``; -1 (the fill value) if never written."""
-        if self.by_hand:
-            try:
-                with open(os.path.join(self.root, self._extent_key(task_id)), "rb") as fh:
-                    raw = fh.read()
-            except FileNotFoundError:
-                return -1
-        else:
-            buffer = self._local_store().get_sync(self._extent_key(task_id))
-            if buffer is None:
-                return -1
-            raw = buffer.to_bytes()
-        return int(np.frombuffer(raw, "<i8")[0])
-
+        buffer = self._local_store().get_sync(self._extent_key(task_id))
+        if buffer is None:
+            return -1
+        return int(np.frombuffer(buffer.to_bytes(), "<i8")[0])

@@ -154,11 +154,12 @@ class ZarrStore(BaseStore):
     requires: ClassVar[dict[str, str]] = {"zarr": "zarr"}
     #: let workers write whole chunks of the store's own layouts as bytes
     #: (:mod:`acme_storage.zarr._fast`); False sends every chunk through
-    #: zarr-python (``benchmarks/bench_stores.py`` measures both)
+    #: zarr-python (``benchmarks/bench_stores.py --stores zarr zarr-api`` compares them)
     fast_chunks: ClassVar[bool] = True
-    #: write those chunks' files by hand (acme_core.fileio) instead of through
-    #: zarr's LocalStore.set_sync; to be decided by measurement (see _fast)
-    fast_by_hand: ClassVar[bool] = True
+    #: write those slot chunks by hand (acme_core.fileio), not with zarr's
+    #: LocalStore.set_sync (:mod:`acme_storage.zarr._fast` says why; the benchmark's
+    #: ``zarr-set_sync`` sets it to False)
+    slots_by_hand: ClassVar[bool] = True
 
     def __init__(self, compression: Any = None, compression_level: int | None = None,
                  chunks: Sequence[int] | None = None) -> None:
@@ -242,7 +243,7 @@ class ZarrStore(BaseStore):
             extent = _zarr.open_array(self.root / EXTENT).metadata.chunk_key_encoding
         if slots is None and extent is None:
             return None
-        return FastChunks(str(self.root), slots, extent, by_hand=self.fast_by_hand)
+        return FastChunks(str(self.root), slots, extent, slots_by_hand=self.slots_by_hand)
 
     def writer(self) -> ZarrWriter:
         """The picklable writer the tasks use."""
