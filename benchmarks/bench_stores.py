@@ -20,6 +20,17 @@ merge). Baseline: plain h5py writing the same N slots into one dataset in one
 process. ``h5py+lock`` is ACME's single-file design for comparison: every call
 takes a cross-process lock, opens the shared file, writes its slot, closes it.
 
+**zarr variants** (``--stores``): ``zarr`` is the store as shipped, whose workers
+write whole chunks of the store's own layouts as bytes
+(``acme_storage/zarr/_fast.py``: a call's slot by hand, its ``acme_extent``
+entry through zarr's ``LocalStore.set_sync``). ``zarr-set_sync`` writes the slot
+chunks through ``LocalStore.set_sync`` too; ``zarr-api`` sends every chunk
+through zarr-python (``Array.__setitem__``). The last columns give each zarr
+variant's MB/s over the first zarr variant's (median, best). ``--inf`` stacks
+along an ``np.inf`` axis (``result_shape=(None, np.inf)``): the slots then go
+through zarr-python in every variant and only the ``acme_extent`` entry differs
+(``zarr-set_sync`` is then the same as ``zarr``).
+
 MB = 10**6 bytes. Nothing is fsync'ed (none of the writers does), so the data
 may still be in the page cache: the figures compare write paths, not disks.
 Every timed measurement starts after an (untimed) :func:`settle`: ``os.sync()``,
@@ -34,6 +45,7 @@ last minutes make every new file nearby slower to create.
 Run::
 
     python benchmarks/bench_stores.py [--sizes 1 8 64] [--total 256] [--reps 9]
+        [--stores hdf5 hdf5-single zarr memory] [--inf] [--skip-e2e]
 """
 
 from __future__ import annotations
@@ -53,6 +65,20 @@ import numpy as np
 
 MB = 10 ** 6
 STORES = ["hdf5", "hdf5-single", "zarr", "memory"]
+
+
+def store_class(variant: str) -> Any:
+    """The store class a variant name stands for (a zarr variant: a subclass, see the docstring)."""
+    from acme_core.plugins import list_stores
+    from acme_storage.zarr import ZarrStore
+
+    zarr_variants = {"zarr-api": {"fast_chunks": False},
+                     "zarr-set_sync": {"slots_by_hand": False}}
+    if variant in zarr_variants:
+        # defined here, used by the driver only: the workers get ZarrStore's own writer
+        return type(f"ZarrStore_{variant.replace('-', '_')}", (ZarrStore,),
+                    zarr_variants[variant])
+    return list_stores()[variant]
 
 
 def make(i: int, n: int) -> np.ndarray:
@@ -146,13 +172,13 @@ def h5py_one_process(path: Path, n_calls: int, n: int) -> float:
     return time.perf_counter() - start
 
 
-def end_to_end(store: str, base: Path, n_calls: int, n: int) -> float:
+def end_to_end(store: str, base: Path, n_calls: int, n: int, inf: bool = False) -> float:
     from acme_core import ParallelMap
 
     write = store != "memory"
     out = base / f"run-{store}"
-    with ParallelMap(make, list(range(n_calls)), n, result_shape=(None, n),
-                     store=store if write else None, write_worker_results=write,
+    with ParallelMap(make, list(range(n_calls)), n, result_shape=(None, np.inf if inf else n),
+                     store=store_class(store) if write else None, write_worker_results=write,
                      output_dir=out if write else None, progress=False, verbose=False,
                      logfile=False) as pmap:
         settle()
@@ -174,8 +200,8 @@ def _init(barrier: Any, lock: Any) -> None:
     # imports are a one-off cost per worker, not part of the write path
     import zarr  # noqa: F401
 
-    import acme_storage.hdf5_single  # noqa: F401
-    import acme_storage.zarr_store  # noqa: F401
+    import acme_storage.hdf5  # noqa: F401
+    import acme_storage.zarr  # noqa: F401
 
 
 def _write_share(args: tuple[Any, list[int], int]) -> tuple[float, float]:
@@ -199,9 +225,9 @@ class LockedH5Writer:
             h5f["result_0"][i] = value
 
 
-def write_path(store: str, base: Path, n_calls: int, n: int, pool: Any) -> float:
+def write_path(store: str, base: Path, n_calls: int, n: int, pool: Any,
+               inf: bool = False) -> float:
     """Seconds from the released barrier to the end of ``finalize``."""
-    from acme_core.plugins import list_stores
     from acme_core.store import RunInfo
 
     out = base / f"wp-{store}"
@@ -213,8 +239,8 @@ def write_path(store: str, base: Path, n_calls: int, n: int, pool: Any) -> float
             h5f.create_dataset("result_0", shape=(n_calls, n), dtype="f8")
         writer: Any = LockedH5Writer(str(path))
     else:
-        s = list_stores()[store]()
-        s.prepare(RunInfo("f", n_calls, out, result_shape=(n_calls, n),
+        s = store_class(store)()
+        s.prepare(RunInfo("f", n_calls, out, result_shape=(n_calls, np.inf if inf else n),
                           result_dtype=np.dtype("f8"), stacking_dim=0))
         writer = s.writer()
 
@@ -259,16 +285,25 @@ def rate(size_mb: float, n_calls: int, seconds: list[float]) -> str:
     return f"{statistics.median(rates):8.0f} [{min(rates):.0f}-{max(rates):.0f}]"
 
 
-def zarr_ratio(times: dict[str, list[float]]) -> str:
-    """zarr's MB/s over h5py's: from the median times, and from the best ones.
+def ratio(times: dict[str, list[float]], variant: str, reference: str) -> str:
+    """``variant``'s MB/s over ``reference``'s: from the median times, and from the best ones.
 
     On this project's VM (ext4 mounted with ``discard``, memory behind a balloon
     device), a few reps of any variant stall for 0.1-3 s at random; the best
     rep shows what the write path itself costs, the median what a user sees.
     """
-    median = statistics.median(times["h5py"]) / statistics.median(times["zarr"])
-    best = min(times["h5py"]) / min(times["zarr"])
+    median = statistics.median(times[reference]) / statistics.median(times[variant])
+    best = min(times[reference]) / min(times[variant])
     return f"{median:6.0%} {best:6.0%}"
+
+
+def ratios(variants: list[str]) -> list[tuple[str, str]]:
+    """(variant, reference) pairs of the last columns: the first zarr variant over h5py,
+    then every other zarr variant over the first."""
+    zarrs = [v for v in variants if v.startswith("zarr")]
+    if not zarrs:
+        return []
+    return [(zarrs[0], "h5py"), *((v, zarrs[0]) for v in zarrs[1:])]
 
 
 def measure(reps: int, variants: list[str], baseline: Any, run: Any,
@@ -285,13 +320,15 @@ def measure(reps: int, variants: list[str], baseline: Any, run: Any,
 
 def header(variants: list[str]) -> str:
     return (f"{'result':>8} {'calls':>6} {'h5py 1 proc':>20} "
-            + " ".join(f"{v:>20}" for v in variants) + "   zarr/h5py median, best")
+            + " ".join(f"{v:>20}" for v in variants)
+            + "".join(f"   {v}/{r} median, best" for v, r in ratios(variants)))
 
 
 def row(size: float, n_calls: int, times: dict[str, list[float]], variants: list[str]) -> str:
-    return (f"{size:6.0f}MB {n_calls:6d} {rate(size, n_calls, times['h5py']):>20} "
+    return (f"{size:6.4g}MB {n_calls:6d} {rate(size, n_calls, times['h5py']):>20} "
             + " ".join(f"{rate(size, n_calls, times[v]):>20}" for v in variants)
-            + f"   {zarr_ratio(times)}")
+            + "".join(f"   {ratio(times, v, r):>{len(v) + len(r) + 14}}"
+                      for v, r in ratios(variants)))
 
 
 def main() -> None:
@@ -302,9 +339,17 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=9)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--skip-e2e", action="store_true", help="only measurement B")
+    parser.add_argument("--stores", nargs="+", default=None,
+                        help="stores and zarr variants (zarr-api, zarr-set_sync) to "
+                             "run; B skips memory and runs h5py+lock only if named (default: "
+                             f"{' '.join(STORES)}, and h5py+lock in B)")
+    parser.add_argument("--inf", action="store_true",
+                        help="result_shape=(None, np.inf) (the stores' unlimited-axis path)")
     parser.add_argument("--plain-dask", action="store_true",
                         help="run A on a plain distributed.LocalCluster (dask's malloc setting)")
     args = parser.parse_args()
+    default_stores = args.stores is None
+    args.stores = STORES if default_stores else args.stores
 
     from distributed import Client, LocalCluster
 
@@ -325,9 +370,10 @@ def main() -> None:
 
                 client = local_cluster_setup(n_workers=args.workers, interactive=False)
             kind = "plain dask LocalCluster" if args.plain_dask else "local_cluster_setup"
-            print(f"\n## A. end to end: ParallelMap(..., result_shape=(None, n)).compute() "
-                  f"on {kind}")
-            print(header(STORES))
+            stores_a = [v for v in args.stores if not (args.inf and v == "memory")]
+            print(f"\n## A. end to end: ParallelMap(..., result_shape=(None, "
+                  f"{'np.inf' if args.inf else 'n'})).compute() on {kind}")
+            print(header(stores_a))
 
             def baseline(n_calls: int, n: int) -> float:
                 seconds = h5py_one_process(tmp / "h5py.h5", n_calls, n)
@@ -335,7 +381,7 @@ def main() -> None:
                 return seconds
 
             def run(v: str, n_calls: int, n: int) -> float:
-                seconds = end_to_end(v, tmp, n_calls, n)
+                seconds = end_to_end(v, tmp, n_calls, n, args.inf)
                 if (tmp / f"run-{v}").exists():  # "memory" writes nothing
                     retire(tmp / f"run-{v}")
                 return seconds
@@ -344,15 +390,16 @@ def main() -> None:
                 n = int(size * MB // 8)
                 n_calls = max(4, int(args.total // size))
                 end_to_end("memory", tmp, 2, n)  # warm the workers up
-                times = measure(args.reps, STORES, baseline, run, n_calls, n)
-                print(row(size, n_calls, times, STORES))
+                times = measure(args.reps, stores_a, baseline, run, n_calls, n)
+                print(row(size, n_calls, times, stores_a), flush=True)
             from acme_core import cluster_cleanup
 
             cluster_cleanup(client)
 
         print(f"\n## B. store write path: {args.workers} processes writing through the store's "
               f"writer (+ finalize)")
-        variants = ["hdf5", "hdf5-single", "zarr", "h5py+lock"]
+        variants = [v for v in args.stores if v != "memory"]
+        variants += ["h5py+lock"] if default_stores else []
         print(header(variants))
 
         def baseline_b(n_calls: int, n: int) -> float:
@@ -363,7 +410,7 @@ def main() -> None:
         with ctx.Pool(args.workers, initializer=_init, initargs=(barrier, lock)) as pool:
 
             def run_b(v: str, n_calls: int, n: int) -> float:
-                seconds = write_path(v, tmp, n_calls, n, pool)
+                seconds = write_path(v, tmp, n_calls, n, pool, args.inf)
                 retire(tmp / f"wp-{v}")
                 return seconds
 
@@ -373,7 +420,7 @@ def main() -> None:
                 for v in variants:  # warm-up round, not counted
                     run_b(v, min(n_calls, 2 * args.workers), n)
                 times = measure(args.reps, variants, baseline_b, run_b, n_calls, n)
-                print(row(size, n_calls, times, variants))
+                print(row(size, n_calls, times, variants), flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -1,11 +1,15 @@
-"""The ``"memory"`` store: results come back to the caller as Python values."""
+"""The ``"memory"`` store (ACME's ``write_worker_results=False``): values come back to the caller."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, ClassVar
 
+from acme_core.errors import ArgumentValueError
 from acme_core.store import BaseStore
+from acme_storage.stacking import stack_in_memory
+
+__all__ = ["MemoryStore", "MemoryWriter"]
 
 
 class MemoryWriter:
@@ -15,6 +19,7 @@ class MemoryWriter:
         self.collect = collect
 
     def write(self, task_id: int, value: Any) -> Any:
+        """The value as its own reference (None when values are not collected)."""
         return value if self.collect else None
 
 
@@ -36,18 +41,20 @@ class MemoryStore(BaseStore):
         self.collect = collect
 
     def writer(self) -> MemoryWriter:
+        """The writer the tasks use."""
         return MemoryWriter(self.collect)
 
     def finalize(self, references: list[Any], failed: set[int]) -> Any:
+        """The values in task order, or with ``result_shape`` ACME's stacked array."""
         if not self.collect:
             return None
         run = self.run
         if run is not None and run.result_shape is not None:
-            from acme_storage.stacking import stack_in_memory
-
             return stack_in_memory(references, failed, run)
         return references
 
     @classmethod
     def read(cls, run_dir: Path, manifest: dict[str, Any]) -> Any:
-        raise ValueError("a 'memory' run keeps nothing on disk to read back")
+        """Always raises: a memory run writes nothing to read back."""
+        raise ArgumentValueError("a 'memory' run keeps nothing on disk to read back",
+                                 parameter="path")

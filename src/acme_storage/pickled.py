@@ -1,4 +1,14 @@
-"""The ``"pickle"`` store: one ``<fn>_<i>.pickle`` per call in the run directory."""
+"""The ``"pickle"`` store (ACME's ``write_pickle=True``): one ``<fn>_<i>.pickle`` per call.
+
+::
+
+    <out>/<fn>_<i>.pickle      the call's raw return value, pickled
+
+The module is called ``pickled`` rather than ``pickle`` so that its own
+``import pickle`` (the standard library) reads unambiguously. ACME's emergency
+pickles of the HDF5 and zarr stores share the file names but not the format
+(they wrap the value in a list): see :mod:`acme_storage._emergency`.
+"""
 
 from __future__ import annotations
 
@@ -9,34 +19,22 @@ from typing import Any, ClassVar
 
 from acme_core.fileio import remove_partials, write_bytes_atomic
 from acme_core.store import BaseStore, RunInfo
-from acme_storage import naming
+from acme_storage import _layout
 
-
-def write_emergency(path: str | os.PathLike[str], value: Any) -> None:
-    """ACME's emergency pickling of a value a container cannot hold, atomically.
-
-    The file holds the value as a list of its elements (``[value]``, a list or
-    tuple as it is), as ACME writes it.
-    """
-    wrapped = value if isinstance(value, (list, tuple)) else [value]
-    write_bytes_atomic(path, pickle.dumps(wrapped, protocol=pickle.HIGHEST_PROTOCOL))
-
-
-def read_emergency(path: str | os.PathLike[str]) -> Any:
-    """The value an emergency pickle holds (a single element unwrapped)."""
-    with open(path, "rb") as fh:
-        value = pickle.load(fh)
-    return value[0] if isinstance(value, list) and len(value) == 1 else value
+__all__ = ["PickleStore", "PickleWriter"]
 
 
 class PickleWriter:
+    """Worker side: pickles call ``i``'s return value to ``<dir>/<fn>_<i>.pickle`` atomically."""
+
     def __init__(self, directory: str, func_name: str, protocol: int) -> None:
         self.directory = directory
         self.func_name = func_name
         self.protocol = protocol
 
     def write(self, task_id: int, value: Any) -> str:
-        path = naming.call_file(Path(self.directory), self.func_name, task_id, ".pickle")
+        """Write call ``task_id``'s value; return the file's path."""
+        path = _layout.call_file(Path(self.directory), self.func_name, task_id, ".pickle")
         write_bytes_atomic(path, pickle.dumps(value, protocol=self.protocol))
         return str(path)
 
@@ -57,36 +55,39 @@ class PickleStore(BaseStore):
         self.protocol = protocol
 
     def prepare(self, run: RunInfo) -> None:
+        """Create the run directory."""
         super().prepare(run)
-        assert run.output_dir is not None
-        os.makedirs(run.output_dir, exist_ok=True)
+        os.makedirs(self.out, exist_ok=True)
 
     def writer(self) -> PickleWriter:
-        assert self.run is not None and self.run.output_dir is not None
-        return PickleWriter(str(self.run.output_dir), self.run.func_name, self.protocol)
+        """The picklable writer the tasks use."""
+        assert self.run is not None
+        return PickleWriter(str(self.out), self.run.func_name, self.protocol)
 
     def finalize(self, references: list[Any], failed: set[int]) -> list[Any]:
-        assert self.run is not None and self.run.output_dir is not None
+        """Remove this run's temporaries a killed worker left; return the paths."""
+        assert self.run is not None
         fn = self.run.func_name
         # this run's temporaries only: others may share the output directory
-        remove_partials(self.run.output_dir,
-                        match=lambda name: naming.is_call_temporary(name, fn, ".pickle"))
+        remove_partials(self.out, match=lambda name: _layout.is_call_temporary(name, fn, ".pickle"))
         return references
 
     def existing(self) -> dict[int, Any]:
-        assert self.run is not None and self.run.output_dir is not None
+        """Task id -> path of every call's pickle in the run directory."""
+        assert self.run is not None
         found = {}
-        for entry in os.scandir(self.run.output_dir):
-            i = naming.task_id_of(entry.name, self.run.func_name, ".pickle")
+        for entry in os.scandir(self.out):
+            i = _layout.task_id_of(entry.name, self.run.func_name, ".pickle")
             if i is not None and i < self.run.n_calls:
                 found[i] = entry.path
         return found
 
     @classmethod
     def read(cls, run_dir: Path, manifest: dict[str, Any]) -> list[Any]:
+        """Every call's unpickled value in task order (None where there is no file)."""
         out = []
         for i in range(int(manifest["n_calls"])):
-            path = naming.call_file(run_dir, manifest["func_name"], i, ".pickle")
+            path = _layout.call_file(run_dir, manifest["func_name"], i, ".pickle")
             if path.exists():
                 with open(path, "rb") as fh:
                     out.append(pickle.load(fh))

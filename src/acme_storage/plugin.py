@@ -11,14 +11,13 @@ from typing import Any
 from acme_core.hookspecs import Register
 from acme_core.plugins import hookimpl
 
+__all__ = ["acme_register_stores"]
+
 
 @hookimpl
 def acme_register_stores(register: Register[type[Any]]) -> None:
-    from acme_storage.hdf5 import HDF5Store
-    from acme_storage.hdf5_single import HDF5SingleStore
-    from acme_storage.memory import MemoryStore
-    from acme_storage.pickled import PickleStore
-    from acme_storage.zarr_store import ZarrStore
+    """Register ``"hdf5"``, ``"pickle"``, ``"memory"``, ``"hdf5-single"`` and ``"zarr"``."""
+    from acme_storage import HDF5SingleStore, HDF5Store, MemoryStore, PickleStore, ZarrStore
 
     register(HDF5Store)
     register(PickleStore)

@@ -3,7 +3,7 @@
 Every value is written twice through :class:`HDF5Writer` (the first call of a
 signature builds and checks the template, later ones only patch data bytes) and
 read back with h5py, next to a reference file written by plain h5py with the
-same rules (``write_elements``).
+same rules (``write_results``).
 """
 
 from __future__ import annotations
@@ -15,20 +15,22 @@ import h5py
 import numpy as np
 import pytest
 
-from acme_storage import hdf5, hdf5_template
-from acme_storage.hdf5 import HDF5Writer, read_group, write_elements
+from acme_storage.hdf5 import links
+from acme_storage.hdf5 import template as hdf5_template
+from acme_storage.hdf5._h5 import read_call, write_results
+from acme_storage.hdf5.links import HDF5Writer
 
 
 @pytest.fixture(autouse=True)
 def fresh_templates(monkeypatch):
     """Each test starts with an empty per-process template cache."""
-    monkeypatch.setattr(hdf5, "_TEMPLATES", hdf5_template.Templates())
+    monkeypatch.setattr(links, "_TEMPLATES", hdf5_template.Templates())
 
 
 def reference(tmp_path, value, collapse):
     path = tmp_path / f"reference-{os.urandom(4).hex()}.h5"
     with h5py.File(path, "w") as h5f:
-        write_elements(h5f, value, collapse)
+        write_results(h5f, value, collapse)
     return path
 
 
@@ -77,16 +79,16 @@ def test_template_files_read_back_like_h5py_files(tmp_path, name):
         path = writer.write(k, value)
         assert path == os.path.join(str(tmp_path), f"f_{k}.h5")
         assert_same_file_contents(path, reference(tmp_path, value, collapse))
-    assert len(hdf5._TEMPLATES._known) == 1, "these values should take the template path"
+    assert len(links._TEMPLATES._known) == 1, "these values should take the template path"
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".partial")]
 
 
-def test_template_file_opens_with_file_locking_off_and_reads_through_read_group(tmp_path):
+def test_template_file_opens_with_file_locking_off_and_reads_through_read_call(tmp_path):
     writer = HDF5Writer(str(tmp_path), "f", collapse=True, compression=None, locking=False)
     writer.write(0, (np.arange(3), 2.5))
     writer.write(1, (np.arange(3) * 2, 3.5))
     with h5py.File(tmp_path / "f_1.h5", "r", locking=False) as h5f:
-        got = read_group(h5f)
+        got = read_call(h5f)
     np.testing.assert_array_equal(got[0], [0, 2, 4])
     assert got[1] == 3.5
 
@@ -96,7 +98,7 @@ def test_template_file_opens_with_file_locking_off_and_reads_through_read_group(
 def test_values_h5py_must_write_do_not_use_templates(tmp_path, value):
     writer = HDF5Writer(str(tmp_path), "f", collapse=True, compression=None, locking=None)
     path = writer.write(0, value)
-    assert not hdf5._TEMPLATES._known
+    assert not links._TEMPLATES._known
     assert os.path.exists(path)
     if path.endswith(".h5"):  # strings: the same file h5py writes itself
         assert_same_file_contents(path, reference(tmp_path, value, True))
@@ -107,7 +109,7 @@ def test_values_h5py_must_write_do_not_use_templates(tmp_path, value):
 def test_compression_writes_with_h5py(tmp_path):
     writer = HDF5Writer(str(tmp_path), "f", collapse=True, compression="gzip", locking=None)
     writer.write(0, np.zeros(1000))
-    assert not hdf5._TEMPLATES._known
+    assert not links._TEMPLATES._known
     with h5py.File(tmp_path / "f_0.h5", "r") as h5f:
         assert h5f["result_0"].compression == "gzip"
         np.testing.assert_array_equal(h5f["result_0"][()], np.zeros(1000))
@@ -131,7 +133,7 @@ def test_a_template_that_fails_its_check_is_refused(tmp_path, monkeypatch, caplo
             writer.write(k, np.arange(5) + k)
     assert "did not read back as written" in caplog.text
     assert caplog.text.count("did not read back") == 1
-    assert hdf5._TEMPLATES._refused
+    assert links._TEMPLATES._refused
     for k in range(2):
         with h5py.File(tmp_path / f"f_{k}.h5", "r") as h5f:
             np.testing.assert_array_equal(h5f["result_0"][()], np.arange(5) + k)
@@ -161,7 +163,7 @@ def test_many_kinds_of_results_from_several_threads(tmp_path):
 
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(lambda k: writer.write(k, value(k)), range(4 * n_kinds)))
-    assert len(hdf5._TEMPLATES._known) <= hdf5_template.MAX_TEMPLATES
+    assert len(links._TEMPLATES._known) <= hdf5_template.MAX_TEMPLATES
     for k in range(4 * n_kinds):
         with h5py.File(tmp_path / f"f_{k}.h5", "r") as h5f:
             np.testing.assert_array_equal(h5f["result_0"][()], value(k))

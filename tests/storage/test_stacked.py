@@ -21,9 +21,9 @@ import pytest
 
 from acme_core import ParallelMap, ParallelMapError, open_results
 from acme_core.store import RunInfo
-from acme_storage.hdf5_single import WRITTEN_ATTR, HDF5SingleStore
+from acme_storage.hdf5.single import WRITTEN_ATTR, HDF5SingleStore
 from acme_storage.memory import MemoryStore
-from acme_storage.zarr_store import EXTENT, ZarrStore
+from acme_storage.zarr.store import EXTENT, ZarrStore
 
 zarr = pytest.importorskip("zarr")
 
@@ -460,17 +460,26 @@ def _write_and_die_at_the_rename(writer, task_id, value, target):
     os._exit(4)  # the write never renamed anything to `target`
 
 
+class ZarrStoreThroughZarr(ZarrStore):
+    """Every chunk through zarr-python (no whole chunks written as bytes by the store)."""
+
+    fast_chunks = False
+
+
+@pytest.mark.parametrize("store_cls", [ZarrStore, ZarrStoreThroughZarr],
+                         ids=["zarr", "through-zarr"])
 @pytest.mark.parametrize("shape, value, target", [
-    ((4, 3), np.full(3, 7.0), "result_0"),             # our raw chunk file of result_0
+    ((4, 3), np.full(3, 7.0), "result_0"),             # a whole chunk of result_0
     ((4, np.inf), np.arange(5.0), "result_0"),         # a chunk zarr-python writes
     ((4, np.inf), np.arange(5.0), "acme_extent"),      # the acme_extent entry after it
     ((4, 3), (np.full(3, 7.0), np.arange(2)), "comp_"),  # the group of an extra return
     (None, np.arange(2.0), "comp_"),                   # a call's group
     (None, {"not": "storable"}, ".pickle"),            # an emergency pickle
-], ids=["raw-chunk", "zarr-chunk", "extent", "extras-group", "group", "pickle"])
-def test_zarr_finalize_removes_what_killed_writers_left(tmp_path, shape, value, target):
+], ids=["slot-chunk", "zarr-chunk", "extent", "extras-group", "group", "pickle"])
+def test_zarr_finalize_removes_what_killed_writers_left(tmp_path, shape, value, target,
+                                                        store_cls):
     n = 4
-    store = ZarrStore()
+    store = store_cls()
     store.prepare(RunInfo("f", n, tmp_path, result_shape=shape, result_dtype=np.dtype(float),
                           stacking_dim=0 if shape else None))
     writer = store.writer()

@@ -14,10 +14,9 @@ import pytest
 
 from acme_core.store import RunInfo
 from acme_core.testing import StoreTests
-from acme_storage.hdf5 import HDF5Store
-from acme_storage.hdf5_single import HDF5SingleStore
+from acme_storage.hdf5 import HDF5SingleStore, HDF5Store
 from acme_storage.memory import MemoryStore
-from acme_storage.zarr_store import ZarrStore
+from acme_storage.zarr import ZarrStore
 
 pytest.importorskip("zarr")
 

@@ -47,12 +47,14 @@ emergency pickling: a value HDF5 cannot hold fails its call (use the ``"hdf5"``
 or ``"pickle"`` store for such values).
 
 Slots of calls that never finished read back masked (:func:`acme_core.open_results`).
+
+Staged files are written and merged with the helpers of :mod:`acme_storage.hdf5._h5`,
+which the ``"hdf5"`` store uses too; this module imports nothing of that store.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
 import shutil
@@ -61,13 +63,22 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from acme_core.errors import ArgumentTypeError, ArgumentValueError
 from acme_core.fileio import atomic_path, is_partial, temporary_name
 from acme_core.manifest import from_ranges, to_ranges
 from acme_core.store import BaseStore, RunInfo
-from acme_storage import naming, stacking
-from acme_storage.hdf5 import _h5py, file_locking_kwargs, read_group, unstorable, write_elements
+from acme_storage import _layout, stacking
+from acme_storage._values import elements
+from acme_storage.hdf5._h5 import (
+    H5Group,
+    open_file,
+    read_call,
+    read_extras,
+    unstorable,
+    write_results,
+)
 
-log = logging.getLogger("acme")
+__all__ = ["H5_FILTERS", "WRITTEN_ATTR", "HDF5SingleStore", "HDF5SingleWriter", "read_written"]
 
 #: h5py's named compression filters
 H5_FILTERS = ("gzip", "lzf", "szip")
@@ -75,12 +86,7 @@ H5_FILTERS = ("gzip", "lzf", "szip")
 WRITTEN_ATTR = "acme_written"
 
 
-def staging_dir(out: Path, func_name: str) -> Path:
-    """Where workers stage their per-call files before the driver merges them."""
-    return out / f"{func_name}_staging"
-
-
-def read_written(h5f: Any) -> set[int]:
+def read_written(h5f: H5Group) -> set[int]:
     """Task ids recorded as merged in an open container."""
     raw = h5f.attrs.get(WRITTEN_ATTR)
     if raw is None:
@@ -88,6 +94,18 @@ def read_written(h5f: Any) -> set[int]:
     if isinstance(raw, bytes):
         raw = raw.decode()
     return set(from_ranges(json.loads(str(raw))))
+
+
+def _check_options(compression: str | int | None, locking: bool | None) -> None:
+    """Refuse bad options before any run directory exists (h5py would only complain later)."""
+    if compression is not None and compression not in H5_FILTERS and (
+            isinstance(compression, bool) or not isinstance(compression, int)):
+        raise ArgumentValueError(f"`compression` has to be one of {', '.join(H5_FILTERS)}, an "
+                                 f"HDF5 filter number, or None, not {compression!r}",
+                                 parameter="store_options")
+    if locking is not None and not isinstance(locking, bool):
+        raise ArgumentValueError(f"`locking` has to be True, False or None, not {locking!r}",
+                                 parameter="store_options")
 
 
 class HDF5SingleWriter:
@@ -105,11 +123,19 @@ class HDF5SingleWriter:
         self.locking = locking
 
     def write(self, task_id: int, value: Any) -> str:
-        h5py = _h5py()
-        final = naming.call_file(Path(self.staging), self.func_name, task_id, ".h5")
+        """Stage call ``task_id``'s value; return the container's path (its reference).
+
+        Raises
+        ------
+        acme_core.errors.ArgumentTypeError
+            HDF5 cannot hold the value (this store pickles nothing).
+        acme_core.errors.ArgumentValueError
+            With ``result_shape``: the value does not fit its slot.
+        """
+        final = _layout.call_file(Path(self.staging), self.func_name, task_id, ".h5")
         if self.result_shape is not None:
             assert self.stacking_dim is not None
-            items = stacking.elements(value)
+            items = elements(value)
             dtype = np.dtype(self.result_dtype) if self.result_dtype else None
             # the shape check runs here, on the worker, so a bad result fails its call
             items[0] = stacking.check_slot_value(items[0], self.result_shape, self.stacking_dim,
@@ -118,16 +144,15 @@ class HDF5SingleWriter:
         else:
             collapse = True
         try:
-            with atomic_path(final) as tmp:
-                with h5py.File(tmp, "w", **file_locking_kwargs(self.locking)) as h5f:
-                    # compression happens at merge time (the container's datasets)
-                    write_elements(h5f, value, collapse)
+            with atomic_path(final) as tmp, open_file(tmp, "w", self.locking) as h5f:
+                # compression happens at merge time (the container's datasets)
+                write_results(h5f, value, collapse)
         except Exception as exc:
             if unstorable(exc):
-                raise TypeError(
+                raise ArgumentTypeError(
                     f"the return value of call {task_id} cannot be stored in HDF5 ({exc}); the "
                     f"single-file store does not pickle such values: use store='hdf5' (which "
-                    f"pickles them per call) or write_pickle=True") from exc
+                    f"pickles them per call) or write_pickle=True", parameter="store") from exc
             raise
         return self.container
 
@@ -148,6 +173,11 @@ class HDF5SingleStore(BaseStore):
     locking : bool, optional
         HDF5 file locking; ``False`` helps on shared file systems that do not
         support it (like ``HDF5_USE_FILE_LOCKING=FALSE``). None keeps HDF5's default.
+
+    Raises
+    ------
+    acme_core.errors.ArgumentValueError
+        An option is not one of the above (``parameter="store_options"``).
     """
 
     name: ClassVar[str] = "hdf5-single"
@@ -157,13 +187,7 @@ class HDF5SingleStore(BaseStore):
     def __init__(self, compression: str | int | None = None, compression_opts: Any = None,
                  locking: bool | None = None) -> None:
         super().__init__()
-        # checked here, before any run directory exists (h5py would only complain later)
-        if compression is not None and compression not in H5_FILTERS and (
-                isinstance(compression, bool) or not isinstance(compression, int)):
-            raise ValueError(f"`compression` has to be one of {', '.join(H5_FILTERS)}, an HDF5 "
-                             f"filter number, or None, not {compression!r}")
-        if locking is not None and not isinstance(locking, bool):
-            raise ValueError(f"`locking` has to be True, False or None, not {locking!r}")
+        _check_options(compression, locking)
         self.compression = compression
         self.compression_opts = compression_opts
         self.locking = locking
@@ -175,20 +199,22 @@ class HDF5SingleStore(BaseStore):
     # -- paths ---------------------------------------------------------------
     @property
     def container_path(self) -> Path:
+        """``<out>/<fn>.h5``."""
         assert self.run is not None
-        return naming.container(self.out, self.run.func_name)
+        return _layout.container(self.out, self.run.func_name)
 
     @property
     def staging(self) -> Path:
+        """``<out>/<fn>_staging``."""
         assert self.run is not None
-        return staging_dir(self.out, self.run.func_name)
+        return _layout.staging_dir(self.out, self.run.func_name)
 
     def _staged(self, task_id: int) -> Path:
         assert self.run is not None
-        return naming.call_file(self.staging, self.run.func_name, task_id, ".h5")
+        return _layout.call_file(self.staging, self.run.func_name, task_id, ".h5")
 
-    def _open(self, path: Path, mode: str) -> Any:
-        return _h5py().File(path, mode, **file_locking_kwargs(self.locking))
+    def _open(self, path: Path, mode: str) -> H5Group:
+        return open_file(path, mode, self.locking)
 
     def _filter(self) -> dict[str, Any]:
         if self.compression is None:
@@ -200,6 +226,7 @@ class HDF5SingleStore(BaseStore):
 
     # -- protocol ------------------------------------------------------------
     def prepare(self, run: RunInfo) -> None:
+        """Create the staging directory and the empty container (both kept on resume)."""
         super().prepare(run)
         self.results_container = str(self.container_path)
         if run.resume:
@@ -210,19 +237,18 @@ class HDF5SingleStore(BaseStore):
         else:
             shutil.rmtree(self.staging, ignore_errors=True)  # an earlier run's leftovers
             os.makedirs(self.staging)
-        with atomic_path(self.container_path) as tmp:
-            with self._open(tmp, "w") as h5f:
-                h5f.attrs[WRITTEN_ATTR] = "[]"
-                if run.result_shape is None:
-                    # ACME pre-creates every group; they fill at the merge
-                    for i in range(run.n_calls):
-                        h5f.create_group(f"comp_{i}")
-                else:
-                    self._create_stacked(h5f, run)
+        with atomic_path(self.container_path) as tmp, self._open(tmp, "w") as h5f:
+            h5f.attrs[WRITTEN_ATTR] = "[]"
+            if run.result_shape is None:
+                # ACME pre-creates every group; they fill at the merge
+                for i in range(run.n_calls):
+                    h5f.create_group(_layout.comp_name(i))
+            else:
+                self._create_stacked(h5f, run)
 
-    def _create_stacked(self, h5f: Any, run: RunInfo) -> None:
+    def _create_stacked(self, h5f: H5Group, run: RunInfo) -> None:
         assert run.result_shape is not None and run.stacking_dim is not None
-        shape, maxshape = stacking._extent(run.result_shape)
+        shape, maxshape = stacking.initial_extent(run.result_shape)
         kwargs = self._filter()
         if None in maxshape or kwargs:
             # one call per chunk along the stacking axis (the slot), at most ~4 MiB
@@ -238,6 +264,7 @@ class HDF5SingleStore(BaseStore):
                            fillvalue=0, **kwargs)
 
     def writer(self) -> HDF5SingleWriter:
+        """The picklable writer the tasks use."""
         assert self.run is not None
         run = self.run
         return HDF5SingleWriter(str(self.staging), str(self.container_path), run.func_name,
@@ -246,6 +273,7 @@ class HDF5SingleStore(BaseStore):
                                 self.locking)
 
     def existing(self) -> dict[int, Any]:
+        """Task id -> container path of every call merged or staged."""
         assert self.run is not None
         found: set[int] = set()
         if self.container_path.exists():
@@ -255,14 +283,14 @@ class HDF5SingleStore(BaseStore):
             for entry in os.scandir(self.staging):
                 if is_partial(entry.name):
                     continue
-                i = naming.task_id_of(entry.name, self.run.func_name, ".h5")
+                i = _layout.task_id_of(entry.name, self.run.func_name, ".h5")
                 if i is not None:
                     found.add(i)
         container = str(self.container_path)
         return {i: container for i in sorted(found) if i < self.run.n_calls}
 
     def finalize(self, references: list[Any], failed: set[int]) -> list[str]:
-        assert self.run is not None
+        """Merge every finished staged call into the container; return ``[container]``."""
         todo = [i for i, ref in enumerate(references)
                 if ref is not None and i not in failed and self._staged(i).exists()]
         if todo:
@@ -293,15 +321,20 @@ class HDF5SingleStore(BaseStore):
                 tmp.unlink()
             raise
 
-    def _merge_group(self, h5f: Any, i: int) -> None:
-        group = h5f.require_group(f"comp_{i}")
-        for name in list(group):
-            del group[name]  # a rerun call replaces its earlier result
+    def _merge_group(self, h5f: H5Group, i: int) -> None:
         with self._open(self._staged(i), "r") as src:
-            for name in sorted(src, key=naming.natural_key):
-                self._copy(src[name], group, name)
+            self._replace_group(h5f, i, src, _layout.result_keys(src))
 
-    def _copy(self, dataset: Any, group: Any, name: str) -> None:
+    def _replace_group(self, h5f: H5Group, i: int, src: H5Group, names: list[str]) -> None:
+        """``comp_<i>`` holding exactly ``src``'s datasets ``names`` (a rerun call replaces
+        its earlier result)."""
+        group = h5f.require_group(_layout.comp_name(i))
+        for name in list(group):
+            del group[name]
+        for name in names:
+            self._copy(src[name], group, name)
+
+    def _copy(self, dataset: H5Group, group: H5Group, name: str) -> None:
         """Copy one staged dataset into ``group``, compressed when asked (arrays only)."""
         kwargs = self._filter()
         if kwargs and dataset.shape and dataset.dtype.kind in "biufc":
@@ -309,7 +342,7 @@ class HDF5SingleStore(BaseStore):
         else:
             group.copy(dataset, name)  # H5Ocopy: native, keeps the dtype (strings too)
 
-    def _merge_stacked(self, h5f: Any, todo: list[int]) -> None:
+    def _merge_stacked(self, h5f: H5Group, todo: list[int]) -> None:
         run = self.run
         assert run is not None and run.result_shape is not None and run.stacking_dim is not None
         dset = h5f["result_0"]
@@ -328,36 +361,41 @@ class HDF5SingleStore(BaseStore):
                     # pad with the fill value so a shorter rerun leaves nothing stale
                     dset[stacking.slot(dim, dset.ndim, i)] = 0
                 dset[stacking.slot_region(run.result_shape, dim, i, data.shape)] = data
-                extras = [k for k in src if k != "result_0"]
-                if extras or f"comp_{i}" in h5f:
-                    group = h5f.require_group(f"comp_{i}")
-                    for name in list(group):
-                        del group[name]
-                    for name in sorted(extras, key=naming.natural_key):
-                        self._copy(src[name], group, name)
+                extras = _layout.result_keys(src, extras_only=True)
+                if extras or _layout.comp_name(i) in h5f:
+                    self._replace_group(h5f, i, src, extras)
 
     # -- reading ---------------------------------------------------------------
     @classmethod
     def read(cls, run_dir: Path, manifest: dict[str, Any]) -> Any:
-        h5py = _h5py()
+        """Every merged call's value in task order; with ``result_shape`` the stacked array.
+
+        Raises
+        ------
+        acme_core.errors.ArgumentValueError
+            ``run_dir`` has no container (``parameter="path"``).
+        """
         fn = manifest["func_name"]
-        n = int(manifest["n_calls"])
-        container = naming.container(run_dir, fn)
+        container = _layout.container(run_dir, fn)
         if not container.exists():
-            raise ValueError(f"{run_dir} has no results container {container.name}")
+            raise ArgumentValueError(f"{run_dir} has no results container {container.name}",
+                                     parameter="path")
         finished = stacking.finished_ids(manifest)
-        with h5py.File(container, "r") as h5f:
+        with open_file(container, "r") as h5f:
             merged = read_written(h5f) if WRITTEN_ATTR in h5f.attrs else finished
             written = finished & merged
             if manifest.get("result_shape") is None:
-                out: list[Any] = []
-                for i in range(n):
-                    group = h5f.get(f"comp_{i}")
-                    out.append(read_group(group) if i in written and group is not None
-                               and len(group) else None)
-                return out
+                return [_read_group(h5f, i) if i in written else None
+                        for i in range(int(manifest["n_calls"]))]
             data = h5f["result_0"][()]
-            extras = [stacking.read_extras(h5f[f"comp_{i}"]) if f"comp_{i}" in h5f else []
-                      for i in sorted(written)]
-        data = stacking.apply_mask(data, int(manifest["stacking_dim"]), n, written)
+            extras = [read_extras(h5f[_layout.comp_name(i)]) if _layout.comp_name(i) in h5f
+                      else [] for i in sorted(written)]
+        data = stacking.apply_mask(data, int(manifest["stacking_dim"]), int(manifest["n_calls"]),
+                                   written)
         return stacking.with_extras(data, extras)
+
+
+def _read_group(h5f: H5Group, i: int) -> Any:
+    """Call ``i``'s value from ``comp_<i>``; None when the group is missing or empty."""
+    group = h5f.get(_layout.comp_name(i))
+    return read_call(group) if group is not None and len(group) else None

@@ -1,4 +1,4 @@
-"""Fast per-call HDF5 files: a template image made by HDF5 once, then only its data bytes change.
+"""Fast per-call HDF5 files for the ``"hdf5"`` store: an image HDF5 made once, then only data bytes change.
 
 Creating an HDF5 file costs libhdf5 about 0.3-0.5 ms of CPU (property lists,
 metadata cache, superblock, object headers), which bounds the ``"hdf5"`` store
@@ -37,6 +37,9 @@ from typing import Any
 import numpy as np
 
 from acme_core.fileio import write_segments_atomic
+
+__all__ = ["FAST_KINDS", "MAX_TEMPLATES", "MAX_TEMPLATE_BYTES", "Template", "Templates", "build",
+           "fits", "matches"]
 
 log = logging.getLogger("acme")
 

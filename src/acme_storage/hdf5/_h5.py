@@ -1,0 +1,97 @@
+"""The h5py seam of the HDF5 stores: the lazy import, file options, a call's group.
+
+h5py has no type information, so everything the HDF5 stores ask of it goes
+through here, typed as :data:`H5Group` (an h5py ``File`` or ``Group``) and
+``Any``. Private to :mod:`acme_storage.hdf5`: the ``"hdf5"`` and ``"hdf5-single"``
+stores write and read a call's datasets the same way, so the way lives here
+once and neither store imports the other.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, TypeAlias
+
+import numpy as np
+
+from acme_core.errors import require
+from acme_storage import _layout
+from acme_storage._values import decoded, named_results
+
+__all__ = [
+    "H5Group",
+    "h5py",
+    "locking_kwargs",
+    "open_file",
+    "read_call",
+    "read_extras",
+    "unstorable",
+    "write_results",
+]
+
+#: an open ``h5py.File`` or ``h5py.Group`` (h5py is untyped)
+H5Group: TypeAlias = Any
+
+# h5py's messages for values without an HDF5 equivalent (ACME's trigger texts)
+_UNSTORABLE = ("has no native HDF5 equivalent", "One of data, shape or dtype must be specified",
+               "Object dtype", "No conversion path")
+
+_H5PY: Any = None
+
+
+def h5py() -> Any:
+    """The h5py module, imported once per process (a writer asks for it on every call).
+
+    Raises
+    ------
+    acme_core.errors.MissingDependencyError
+        h5py is not installed (the message names the pip command).
+    """
+    global _H5PY
+    if _H5PY is None:
+        _H5PY = require("h5py", "hdf5", "The HDF5 stores")
+    return _H5PY
+
+
+def locking_kwargs(locking: bool | None) -> dict[str, Any]:
+    """``h5py.File`` keywords for HDF5 file locking (None: HDF5's default)."""
+    return {} if locking is None else {"locking": locking}
+
+
+def open_file(path: str | os.PathLike[str], mode: str, locking: bool | None = None,
+              **kwargs: Any) -> H5Group:
+    """``h5py.File(path, mode)`` with the store's locking option."""
+    return h5py().File(path, mode, **locking_kwargs(locking), **kwargs)
+
+
+def unstorable(exc: BaseException) -> bool:
+    """Whether h5py raised ``exc`` because HDF5 cannot hold the value (ACME's trigger)."""
+    return isinstance(exc, (TypeError, ValueError)) and any(t in str(exc) for t in _UNSTORABLE)
+
+
+def write_results(group: H5Group, value: Any, collapse: bool,
+                  compression: str | None = None) -> None:
+    """Write a call's return value into ``group`` as ``result_0``, ``result_1``, ...
+
+    The names and the collapse rule are ACME's (:func:`acme_storage._values.named_results`).
+    A value HDF5 cannot hold (object arrays, ``None``, dicts) makes h5py raise a
+    ``TypeError`` that :func:`unstorable` recognises.
+    """
+    for name, data, is_text in named_results(value, collapse):
+        if is_text:
+            group.create_dataset(name, data=data, dtype=h5py().string_dtype())
+            continue
+        array = data if isinstance(data, np.ndarray) else np.asarray(data)
+        kwargs = {"compression": compression} if compression and array.ndim > 0 else {}
+        group.create_dataset(name, data=array, **kwargs)
+
+
+def read_call(group: H5Group) -> Any:
+    """A call's datasets as one value (a single ``result_0``) or a tuple in result order."""
+    values = [decoded(group[k][()]) for k in _layout.result_keys(group)]
+    return values[0] if len(values) == 1 else tuple(values)
+
+
+def read_extras(group: H5Group) -> list[Any]:
+    """A call's extra return values (``result_1``, ``result_2``, ...) in result order."""
+    return [decoded(group[k][()]) for k in _layout.result_keys(group, extras_only=True)]

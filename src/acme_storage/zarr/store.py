@@ -1,0 +1,377 @@
+"""The ``"zarr"`` store: every result in one zarr v3 group ``<out>/<fn>.zarr``.
+
+::
+
+    <out>/<fn>.zarr/comp_<i>/result_<k>   without result_shape (ACME's names and
+                                          collapse rule, as on HDF5)
+    <out>/<fn>.zarr/result_0              with result_shape: one array, chunked one
+                                          call per chunk along the stacking axis
+    <out>/<fn>.zarr/comp_<i>/result_<k>   ... plus extra return values (k >= 1)
+    <out>/<fn>.zarr/acme_extent           ... plus, with an np.inf axis, one int per call
+    <out>/<fn>_<i>.pickle                 values zarr cannot hold, per call
+
+Concurrency without locks
+-------------------------
+A zarr array is a directory of chunk files, each replaced atomically when
+written (temporary name, then rename). With one call per chunk along the
+stacking axis, no two calls ever share a chunk, so workers on any host write
+their slots of ``result_0`` in parallel without a lock. A worker killed mid-write
+leaves only a file or group under a temporary ``.partial`` name, which no
+reader takes for a result; ``finalize`` removes them. Nobody but the driver
+touches array metadata (``zarr.json``), and only before the workers start
+(``prepare``) or after they finish (``finalize``). Chunk keys use zarr v3's
+``default`` encoding with the separator ``"."`` (``result_0/c.<i>.0``): one file
+per call, no directory per call.
+
+Chunks are written through zarr-python, except whole chunks of the store's own
+uncompressed layouts: a call's slot when it is one chunk, and ``acme_extent``'s
+8-byte entries. :mod:`acme_storage.zarr._fast` makes their bytes (the zarr v3
+spec fixes them) and says why, with the figures that decided it.
+
+Without ``result_shape`` each call writes its group under a temporary name next
+to the container and renames it into place as ``comp_<i>``: a call's group is
+complete or absent.
+
+The written mask
+----------------
+Chunks are always written, even when they equal the fill value
+(``write_empty_chunks``), so a slot's chunk file exists exactly when its call
+wrote it: a written zero has a file, a missing call has none. With an ``np.inf``
+axis, ``acme_extent`` (int64, one chunk per call, so also written without a
+lock) holds each call's length along that axis once its slot is complete, and
+-1 (the fill value) before. :func:`acme_core.open_results` masks every slot
+that the manifest does not record as finished or that has no data on disk, so
+a missing call never reads back as a written zero.
+
+``np.inf`` (unlimited axis)
+---------------------------
+Concurrent resizing of a zarr array is unsafe (every writer would rewrite
+``zarr.json``). So ``prepare`` creates ``result_0`` with a provisional extent of
+``2**40`` along the ``np.inf`` axis (chunks that are never written take no
+space), each worker writes its result's actual length there and records it in
+``acme_extent``, and ``finalize`` (one process) sets the extent to the longest
+result (``Array.resize``, :func:`acme_storage.zarr._zarr.resize_axis`). Shorter results are
+padded with the fill value 0, as ACME's virtual dataset does. Until
+``finalize`` runs (e.g. after a crash), ``open_results`` cuts the axis to the
+longest recorded result itself. The chunk length along that axis defaults to
+about 256 KiB of data: uncompressed chunks are stored whole, so a much shorter
+result still takes one chunk, and a much longer one takes many. Choose it with
+the option ``chunks`` (or compress: padding then costs next to nothing).
+
+Values zarr cannot hold
+-----------------------
+Without ``result_shape``, a return value that zarr cannot store (dicts, ``None``,
+arbitrary objects) is pickled instead, per call, as ``<out>/<fn>_<i>.pickle``
+holding ``[value]`` (the ``"hdf5"`` store's emergency pickling); the rest of the
+run stays in ``<fn>.zarr`` and ``compute()`` returns the pickle's path for that
+call. With ``result_shape`` every return value must be storable (the stacked
+array cannot hold a pickle): such a call fails with a ``TypeError``
+(:class:`acme_core.errors.ArgumentTypeError`).
+
+Modules: this one is the driver side (``prepare``, ``finalize``, reading back);
+:mod:`.writer` the worker side; :mod:`._zarr` the seam over zarr-python;
+:mod:`._fast` the chunk bytes. zarr is imported on first use, so listing the
+stores does not need it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from acme_core.errors import ArgumentValueError
+from acme_core.fileio import final_name_of, remove_partials
+from acme_core.store import BaseStore, RunInfo
+from acme_storage import _layout, stacking
+from acme_storage._emergency import read_emergency
+from acme_storage.zarr import _zarr
+from acme_storage.zarr._fast import FastChunks, whole_slot_chunks
+from acme_storage.zarr.writer import EXTENT, ZarrWriter
+
+__all__ = ["CAPACITY", "COMPRESSIONS", "EXTENT", "INF_CHUNK_BYTES", "ZarrStore"]
+
+#: provisional length of an ``np.inf`` axis until ``finalize`` sets the real one
+CAPACITY = 2 ** 40
+#: compression names the ``compression`` option understands
+COMPRESSIONS = ("zstd", "gzip", "blosc")
+#: target size of one chunk along an ``np.inf`` axis when ``chunks`` is not given
+INF_CHUNK_BYTES = 2 ** 18
+
+
+def _checked_chunks(chunks: Sequence[int] | None) -> tuple[int, ...] | None:
+    if chunks is None:
+        return None
+    if not isinstance(chunks, (list, tuple)) or not all(
+            isinstance(c, (int, np.integer)) and not isinstance(c, bool) and c >= 1
+            for c in chunks):
+        raise ArgumentValueError(f"`chunks` has to be a tuple of positive integers, not "
+                                 f"{chunks!r}", parameter="store_options")
+    return tuple(int(c) for c in chunks)
+
+
+def _check_compression(compression: Any, compression_level: int | None) -> None:
+    if isinstance(compression, str) and compression not in (*COMPRESSIONS, "default", "none"):
+        raise ArgumentValueError(f"`compression` has to be one of {', '.join(COMPRESSIONS)}, "
+                                 f"'default' or None (or zarr codecs), not {compression!r}",
+                                 parameter="store_options")
+    if compression_level is not None and (isinstance(compression_level, bool)
+                                          or not isinstance(compression_level, int)):
+        raise ArgumentValueError(f"`compression_level` has to be an integer, not "
+                                 f"{compression_level!r}", parameter="store_options")
+
+
+class ZarrStore(BaseStore):
+    """All results in one zarr v3 group ``<out>/<fn>.zarr`` (see the module docstring).
+
+    Parameters
+    ----------
+    compression : str or codec, optional
+        ``None`` (default: no compression, the fastest writes, like the HDF5
+        stores), ``"zstd"``, ``"gzip"``, ``"blosc"``, ``"default"`` (zarr's
+        default), or zarr codec object(s) passed as ``compressors``.
+    compression_level : int, optional
+        Level for the named compressors.
+    chunks : tuple of int, optional
+        Chunk shape of *one call's* result. With ``result_shape`` it excludes
+        the stacking axis, which is always one call per chunk (that is what makes
+        writes lock-free). Default: one chunk per call's result; about 256 KiB
+        along an ``np.inf`` axis.
+
+    Raises
+    ------
+    acme_core.errors.ArgumentValueError
+        An option is not one of the above (``parameter="store_options"``).
+    """
+
+    name: ClassVar[str] = "zarr"
+    #: optional dependency -> the pip extra that installs it
+    requires: ClassVar[dict[str, str]] = {"zarr": "zarr"}
+    #: let workers write whole chunks of the store's own layouts as bytes
+    #: (:mod:`acme_storage.zarr._fast`); False sends every chunk through
+    #: zarr-python (``benchmarks/bench_stores.py --stores zarr zarr-api`` compares them)
+    fast_chunks: ClassVar[bool] = True
+    #: write those slot chunks by hand (acme_core.fileio), not with zarr's
+    #: LocalStore.set_sync (:mod:`acme_storage.zarr._fast` says why; the benchmark's
+    #: ``zarr-set_sync`` sets it to False)
+    slots_by_hand: ClassVar[bool] = True
+
+    def __init__(self, compression: Any = None, compression_level: int | None = None,
+                 chunks: Sequence[int] | None = None) -> None:
+        super().__init__()
+        _check_compression(compression, compression_level)
+        self.compression = compression
+        self.compression_level = compression_level
+        self.chunks: tuple[int, ...] | None = _checked_chunks(chunks)
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(compression={self.compression!r}, "
+                f"chunks={self.chunks!r})")
+
+    @property
+    def root(self) -> Path:
+        """``<out>/<fn>.zarr``."""
+        assert self.run is not None
+        return _layout.container(self.out, self.run.func_name, ".zarr")
+
+    def _compressors(self) -> Any:
+        return _zarr.compressors(self.compression, self.compression_level)
+
+    # -- protocol ------------------------------------------------------------
+    def prepare(self, run: RunInfo) -> None:
+        """Create the group (and the stacked arrays); on resume, keep it and regrow an inf axis."""
+        super().prepare(run)
+        self.results_container = str(self.root)
+        if run.resume and (self.root / "zarr.json").exists():
+            inf = stacking.unlimited_axis(run.result_shape or ())
+            if inf is not None:
+                # new results may be longer than the extent an earlier finalize set
+                _zarr.resize_axis(self.root / "result_0", inf, CAPACITY)
+            return
+        if self.root.exists():
+            shutil.rmtree(self.root)
+        group = _zarr.open_group(self.root, "w")
+        if run.result_shape is not None:
+            self._create_stacked(group, run)
+
+    def _create_stacked(self, group: _zarr.ZGroup, run: RunInfo) -> None:
+        assert run.result_shape is not None and run.stacking_dim is not None
+        dtype = np.dtype(run.result_dtype)
+        shape, chunks = self._stacked_layout(run.result_shape, run.stacking_dim, dtype)
+        _zarr.create_stacked(group, "result_0", shape, chunks, dtype, 0, self._compressors())
+        if stacking.unlimited_axis(run.result_shape) is not None:
+            # the slots' chunk files record what is written, except along an inf axis
+            _zarr.create_stacked(group, EXTENT, (run.n_calls,), (1,), np.dtype("<i8"), -1, None)
+
+    def _stacked_layout(self, result_shape: tuple[float, ...], dim: int,
+                        dtype: np.dtype[Any]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(array shape, chunk shape): one call per chunk along ``dim``."""
+        inf = stacking.unlimited_axis(result_shape)
+        shape = tuple(CAPACITY if k == inf else int(s) for k, s in enumerate(result_shape))
+        per_call = [s for k, s in enumerate(shape) if k != dim]
+        if self.chunks is not None:
+            if len(self.chunks) != len(per_call):
+                raise ArgumentValueError(
+                    f"`chunks` {self.chunks} has to have one entry per axis of one call's result "
+                    f"({len(per_call)}: `result_shape` without the stacking axis)",
+                    parameter="store_options")
+            per_call = list(self.chunks)
+        elif inf is not None:
+            axis = inf - (inf > dim)
+            other = math.prod(max(1, s) for k, s in enumerate(per_call) if k != axis)
+            per_call[axis] = max(1, INF_CHUNK_BYTES // (other * dtype.itemsize))
+        chunks = [max(1, int(c)) for c in per_call]
+        chunks.insert(dim, 1)
+        return shape, tuple(chunks)
+
+    def _fast(self) -> FastChunks | None:
+        """What workers may write as bytes: whole slots, extent entries (see :mod:`._fast`)."""
+        run = self.run
+        if not self.fast_chunks or run is None or run.result_shape is None:
+            return None
+        assert run.stacking_dim is not None
+        result_0 = _zarr.open_array(self.root / "result_0")
+        slots = (result_0.metadata.chunk_key_encoding
+                 if whole_slot_chunks(result_0, run.stacking_dim) else None)
+        extent = None
+        if stacking.unlimited_axis(run.result_shape) is not None:
+            extent = _zarr.open_array(self.root / EXTENT).metadata.chunk_key_encoding
+        if slots is None and extent is None:
+            return None
+        return FastChunks(str(self.root), slots, extent, slots_by_hand=self.slots_by_hand)
+
+    def writer(self) -> ZarrWriter:
+        """The picklable writer the tasks use."""
+        assert self.run is not None
+        run = self.run
+        return ZarrWriter(str(self.root), run.func_name, run.result_shape, run.stacking_dim,
+                          str(run.result_dtype) if run.result_dtype is not None else None,
+                          self._compressors(), self.chunks, fast=self._fast())
+
+    def existing(self) -> dict[int, Any]:
+        """Task id -> reference of every call with data on disk."""
+        assert self.run is not None
+        run = self.run
+        if run.result_shape is not None:
+            assert run.stacking_dim is not None
+            ref = str(self.root / "result_0")
+            if stacking.unlimited_axis(run.result_shape) is None:
+                ids = _written_slots(self.root, run.stacking_dim, run.n_calls)
+            else:
+                ids = _extended(self.root) if (self.root / EXTENT).exists() else set()
+            return {i: ref for i in sorted(ids)}
+        found: dict[int, Any] = {}
+        if self.root.is_dir():
+            for i in range(run.n_calls):
+                group = self.root / _layout.comp_name(i)
+                if (group / "zarr.json").exists():
+                    found[i] = str(group)
+        for entry in os.scandir(self.out):
+            pickled = _layout.task_id_of(entry.name, run.func_name, ".pickle")
+            if pickled is not None and pickled < run.n_calls:
+                found[pickled] = entry.path
+        return found
+
+    def finalize(self, references: list[Any], failed: set[int]) -> list[Any]:
+        """Remove what killed writers left; set an inf axis to the longest result."""
+        assert self.run is not None
+        run = self.run
+        self.results_container = str(self.root)
+        # temporary chunk files, groups and pickles of calls whose worker died mid-write:
+        # ours (".<name>.<hex>.partial") next to the container, and inside it also
+        # zarr-python's own ("<stem>.<uuid>.partial"); no key of the container ends so
+        remove_partials(self.out, match=self._is_own_temporary)
+        for directory in (self.root, self.root / "result_0", self.root / EXTENT):
+            remove_partials(directory, match=lambda name: name.endswith(".partial"))
+        inf = stacking.unlimited_axis(run.result_shape or ())
+        if inf is not None:
+            extent = _zarr.open_array(self.root / EXTENT)[...]
+            written = extent[extent >= 0]
+            # ACME's initial extent of an unlimited axis is 1 (before any data)
+            longest = int(written.max()) if written.size else 1
+            _zarr.resize_axis(self.root / "result_0", inf, longest)
+        return [ref if i not in failed else None for i, ref in enumerate(references)]
+
+    def _is_own_temporary(self, name: str) -> bool:
+        """A temporary group or emergency pickle of this run (in a directory others may share)."""
+        assert self.run is not None
+        fn, final = self.run.func_name, final_name_of(name)
+        return ((final is not None and final.startswith(f"{fn}.zarr.comp_"))
+                or _layout.is_call_temporary(name, fn, ".pickle"))
+
+    # -- reading ---------------------------------------------------------------
+    @classmethod
+    def read(cls, run_dir: Path, manifest: dict[str, Any]) -> Any:
+        """Every call's value in task order; with ``result_shape`` the stacked array.
+
+        Raises
+        ------
+        acme_core.errors.ArgumentValueError
+            ``run_dir`` has no zarr container (``parameter="path"``).
+        """
+        fn = manifest["func_name"]
+        root = _layout.container(run_dir, fn, ".zarr")
+        if not (root / "zarr.json").exists():
+            raise ArgumentValueError(f"{run_dir} has no zarr container {root.name}",
+                                     parameter="path")
+        finished = stacking.finished_ids(manifest)
+        group = _zarr.open_group(root)
+        if manifest.get("result_shape") is None:
+            return [_read_call(group, run_dir, fn, i) if i in finished else None
+                    for i in range(int(manifest["n_calls"]))]
+        return _read_stacked(group, root, manifest, finished)
+
+
+def _written_slots(root: Path, stacking_dim: int, n_calls: int) -> set[int]:
+    """Calls whose slot has its (first) chunk in ``result_0`` (finite shapes)."""
+    present = _zarr.chunk_keys(root / "result_0")
+    if not present:
+        return set()
+    keys = _zarr.slot_keys(_zarr.open_array(root / "result_0"), stacking_dim, n_calls)
+    return {i for i, key in keys.items() if key in present}
+
+
+def _extended(root: Path) -> set[int]:
+    """Calls with an entry in ``acme_extent`` (inf shapes): their slot is complete."""
+    extent = _zarr.open_array(root / EXTENT)[...]
+    return {int(i) for i in np.flatnonzero(extent >= 0)}
+
+
+def _read_stacked(group: _zarr.ZGroup, root: Path, manifest: dict[str, Any],
+                  finished: set[int]) -> Any:
+    """The stacked ``result_0``, masked where calls are missing, with extra returns."""
+    n = int(manifest["n_calls"])
+    shape = stacking.manifest_shape(manifest)
+    dim = int(manifest["stacking_dim"])
+    array = group["result_0"]
+    inf = stacking.unlimited_axis(shape)
+    data = None
+    if inf is None:
+        written = finished & _written_slots(root, dim, n)
+    else:
+        extent = group[EXTENT][...]
+        written = {i for i in finished if extent[i] >= 0}
+        if array.shape[inf] == CAPACITY:
+            # the run never reached finalize: cut the provisional axis to the longest result
+            longest = int(extent[extent >= 0].max()) if (extent >= 0).any() else 1
+            data = array[tuple(slice(0, longest) if k == inf else slice(None)
+                               for k in range(array.ndim))]
+    if data is None:
+        data = array[...]
+    extras = [_zarr.read_extras(group[_layout.comp_name(i)])
+              if _layout.comp_name(i) in group else [] for i in sorted(written)]
+    return stacking.with_extras(stacking.apply_mask(data, dim, n, written), extras)
+
+
+def _read_call(group: _zarr.ZGroup, run_dir: Path, fn: str, i: int) -> Any:
+    """Call ``i``'s value: its emergency pickle, its group, or None."""
+    pkl = _layout.call_file(run_dir, fn, i, ".pickle")
+    if pkl.exists():
+        return read_emergency(pkl)
+    name = _layout.comp_name(i)
+    return _zarr.read_call(group[name]) if name in group else None
