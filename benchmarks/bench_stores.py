@@ -70,6 +70,7 @@ STORES = ["hdf5", "hdf5-single", "zarr", "memory"]
 def store_class(variant: str) -> Any:
     """The store class a variant name stands for (a zarr variant: a subclass, see the docstring)."""
     from acme_core.plugins import list_stores
+    from acme_storage.hdf5 import HDF5Store
     from acme_storage.zarr import ZarrStore
 
     zarr_variants = {"zarr-api": {"fast_chunks": False},
@@ -78,6 +79,8 @@ def store_class(variant: str) -> Any:
         # defined here, used by the driver only: the workers get ZarrStore's own writer
         return type(f"ZarrStore_{variant.replace('-', '_')}", (ZarrStore,),
                     zarr_variants[variant])
+    if variant == "hdf5-fsync":  # every call's file fsync'd before its rename
+        return type("HDF5Store_fsync", (HDF5Store,), {"fsync_calls": True})
     return list_stores()[variant]
 
 

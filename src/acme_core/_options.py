@@ -230,6 +230,11 @@ def _check_shape_entries(shape: list[Any], in_memory: bool) -> None:
             continue
         if math.isnan(s) or s < 0 or s != int(s):
             raise bad("`result_shape` must only contain non-negative integers")
+    finite = [int(s) for s in shape if not math.isinf(s)]
+    if math.prod(finite) >= 2 ** 63 or any(s >= 2 ** 63 for s in finite):
+        # no file format or array holds more elements (h5py would fail with an OverflowError)
+        raise bad(f"`result_shape` {tuple(shape)} is too large: a stacked result holds fewer "
+                  "than 2**63 elements")
 
 
 @dataclass(frozen=True)

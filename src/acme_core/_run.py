@@ -66,7 +66,8 @@ class Ledger:
             if unrecorded:
                 log.debug("Found %d complete results the manifest had not recorded yet",
                           len(unrecorded))
-            self.manifest.mark_finished_many(unrecorded)
+            ids = sorted(existing)
+            self.manifest.mark_finished_many(ids, [existing[i] for i in ids])
 
     def todo(self) -> list[int]:
         """The calls not finished yet, in task order."""
@@ -89,7 +90,7 @@ class Ledger:
             for i in ids:
                 self.failures.pop(i, None)
         if self.manifest is not None:
-            self.manifest.mark_finished_many(ids)
+            self.manifest.mark_finished_many(ids, references)
         self._finished_now += len(ids)
         if self.stream:
             self.fresh.extend(zip(ids, references, strict=True))

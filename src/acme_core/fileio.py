@@ -46,11 +46,21 @@ def write_bytes_atomic(final: str | os.PathLike[str], data: bytes) -> None:
         os.fsync(fh.fileno())
 
 
-def write_new_file(path: str, segments: Sequence[Any]) -> None:
+def fsync_path(path: str | os.PathLike[str]) -> None:
+    """Flush a closed file's data to the disk (before it is renamed into place)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_new_file(path: str, segments: Sequence[Any], fsync: bool = False) -> None:
     """Create ``path`` (which must not exist) holding the concatenation of ``segments``.
 
     ``segments`` are bytes-like (bytes, memoryviews of arrays): written with
-    ``writev`` as they are, without joining them into one copy first.
+    ``writev`` as they are, without joining them into one copy first. With
+    ``fsync`` the data reach the disk before the file is closed.
     """
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
@@ -62,21 +72,25 @@ def write_new_file(path: str, segments: Sequence[Any]) -> None:
                 todo.pop(0)
             if written:
                 todo[0] = todo[0][written:]
+        if fsync:
+            os.fsync(fd)
     finally:
         os.close(fd)
 
 
 def write_segments_atomic(final: str, segments: Sequence[Any],
-                          check: Callable[[str], bool] | None = None) -> bool:
+                          check: Callable[[str], bool] | None = None,
+                          fsync: bool = False) -> bool:
     """Write ``segments`` to ``final`` atomically (temporary name, then rename).
 
     With ``check``, the complete temporary file is renamed into place only if
-    ``check(path)`` is true; else it is removed and False returned. Not fsync'ed,
-    like the HDF5 and zarr libraries' own writes.
+    ``check(path)`` is true; else it is removed and False returned. fsync'ed
+    before the rename only with ``fsync`` (the HDF5 and zarr libraries' own
+    writes are not).
     """
     tmp = temporary_str(final)
     try:
-        write_new_file(tmp, segments)
+        write_new_file(tmp, segments, fsync)
         if check is not None and not check(tmp):
             os.unlink(tmp)
             return False

@@ -53,9 +53,9 @@ from acme_core.executor import (
 from acme_core.fileio import final_name_of, remove_partials
 from acme_core.housekeeping import cleanup_old_runs
 from acme_core.logs import EarlyRecords, RunLogging, log_file_name
-from acme_core.manifest import MANIFEST_NAME, Manifest
+from acme_core.manifest import MANIFEST_NAME, MAX_CALLS, Manifest
 from acme_core.run_directory import RunLock, file_stem
-from acme_core.store import RunInfo
+from acme_core.store import ChecksRun, RunInfo
 
 __all__ = ["ParallelMap", "RunState"]
 
@@ -297,6 +297,21 @@ class ParallelMap:
         elif out is not None:
             _refuse_another_run(out)
         self.output_dir: Path | None = out
+        self._check_store_run()
+
+    def _check_store_run(self) -> None:
+        """The store's own check of this run (:class:`~acme_core.store.ChecksRun`), in phase 1."""
+        if self.dist.n_calls > MAX_CALLS:
+            raise ArgumentValueError(f"`n_inputs`: {self.dist.n_calls:,} calls are more than the "
+                                     f"limit of {MAX_CALLS:,} a run can hold",
+                                     parameter="n_inputs")
+        if isinstance(self.store, ChecksRun):
+            stacked = self.stacked
+            self.store.check_run(RunInfo(
+                func_name=self.func_name, n_calls=self.dist.n_calls, output_dir=self.output_dir,
+                result_shape=stacked.shape if stacked else None,
+                result_dtype=stacked.dtype if stacked else None,
+                stacking_dim=stacked.stacking_dim if stacked else None, resume=self.resume))
 
     def _open_run_directory(self) -> None:
         """Phase 2: the run directory, the store's containers, the manifest, the log file."""
@@ -625,10 +640,11 @@ class ParallelMap:
             log.info("Running the %d calls of %s not finished before", len(ledger.todo()),
                      self.func_name)
         elif self.resume and self.manifest is not None:
-            # A result complete on disk is finished even when the interrupted run had no
-            # time to record it (files are renamed into place only when complete); one the
-            # manifest lists but that is gone from disk runs again.
-            ledger.adopt(self.store.existing())
+            # The manifest is the only source of truth of what belongs to the run: a file on
+            # disk it does not list (a stale or planted one) runs again and is replaced; one
+            # it lists but that is gone from disk (or does not open) runs again too.
+            listed = self.manifest.finished
+            ledger.adopt({i: r for i, r in self.store.existing().items() if i in listed})
             log.info("Resuming %s: %d of %d calls already finished", self.output_dir,
                      len(ledger.done), self.dist.n_calls)
         return ledger.todo()

@@ -14,6 +14,27 @@ Writers must be atomic: a result is complete under its final name or absent
 (write to a temporary name in the same directory, then ``os.replace``). A call
 may be written twice (a retried call, or a chunk rerun after its worker died);
 the second write must replace the first.
+
+Optional capabilities
+---------------------
+A store class may also define
+
+* ``check_run(cls, run: RunInfo) -> None`` (a class method, :class:`ChecksRun`):
+  refuse, before anything is written or started, a run the store could not
+  hold: a ``result_shape``/``result_dtype`` its format has no equivalent for, a
+  run directory holding files of another run. It raises an
+  :class:`~acme_core.errors.ArgumentError` naming the keyword. ``ParallelMap``
+  calls it at construction, after the store's options were checked and before
+  the run directory is created; ``run.output_dir`` is None for a run directory
+  that will be named automatically (it does not exist yet).
+
+What a reader trusts: ``read`` and ``existing`` derive every name from the
+manifest's ``func_name`` and task ids (:func:`acme_core.run_directory.confined`),
+``read`` returns a value only for calls the manifest lists as finished, and
+unpickles only those it lists in ``pickled`` (see :mod:`acme_core.manifest`);
+``resume`` adopts from ``existing`` only the calls the manifest lists, and
+``existing`` reports a result only after opening it (an empty or truncated file
+is not a result).
 """
 
 from __future__ import annotations
@@ -50,6 +71,16 @@ class ResultWriter(Protocol):
 
     def write(self, task_id: int, value: Any) -> Any:
         """Store ``value`` (what call ``task_id`` returned); return its reference."""
+        ...
+
+
+@runtime_checkable
+class ChecksRun(Protocol):
+    """A store class that checks a run before anything is written (see the module docstring)."""
+
+    @classmethod
+    def check_run(cls, run: RunInfo) -> None:
+        """Raise an :class:`~acme_core.errors.ArgumentError` naming the keyword at fault."""
         ...
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from acme_core.errors import ArgumentValueError
-from acme_core.store import BaseStore
-from acme_storage.stacking import stack_in_memory
+from acme_core.store import BaseStore, RunInfo
+from acme_storage.stacking import check_result_dtype, stack_in_memory
 
 __all__ = ["MemoryStore", "MemoryWriter"]
 
@@ -39,6 +39,11 @@ class MemoryStore(BaseStore):
     def __init__(self, collect: bool = True) -> None:
         super().__init__()
         self.collect = collect
+
+    @classmethod
+    def check_run(cls, run: RunInfo) -> None:
+        """Refuse a ``result_dtype`` that is not numeric (``parameter="result_dtype"``)."""
+        check_result_dtype(run, cls.name)
 
     def writer(self) -> MemoryWriter:
         """The writer the tasks use."""

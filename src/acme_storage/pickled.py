@@ -17,9 +17,10 @@ import pickle
 from pathlib import Path
 from typing import Any, ClassVar
 
+from acme_core.errors import ArgumentValueError
 from acme_core.fileio import remove_partials, write_bytes_atomic
 from acme_core.store import BaseStore, RunInfo
-from acme_storage import _layout
+from acme_storage import _layout, _trust
 
 __all__ = ["PickleStore", "PickleWriter"]
 
@@ -52,7 +53,24 @@ class PickleStore(BaseStore):
 
     def __init__(self, protocol: int = pickle.HIGHEST_PROTOCOL) -> None:
         super().__init__()
+        if isinstance(protocol, bool) or not isinstance(protocol, int) \
+                or not 0 <= protocol <= pickle.HIGHEST_PROTOCOL:
+            raise ArgumentValueError(f"`protocol` has to be a pickle protocol from 0 to "
+                                     f"{pickle.HIGHEST_PROTOCOL}, not {protocol!r}",
+                                     parameter="store_options")
         self.protocol = protocol
+
+    @classmethod
+    def check_run(cls, run: RunInfo) -> None:
+        """Refuse a fresh run in a directory holding another run's pickles.
+
+        Raises
+        ------
+        acme_core.errors.ArgumentValueError
+            ``parameter="output_dir"``.
+        """
+        if not run.resume:
+            _trust.refuse_leftovers(run.output_dir, (), run.func_name, (".pickle",))
 
     def prepare(self, run: RunInfo) -> None:
         """Create the run directory."""
@@ -73,22 +91,29 @@ class PickleStore(BaseStore):
         return references
 
     def existing(self) -> dict[int, Any]:
-        """Task id -> path of every call's pickle in the run directory."""
+        """Task id -> path of every call's complete pickle in the run directory."""
         assert self.run is not None
         found = {}
         for entry in os.scandir(self.out):
             i = _layout.task_id_of(entry.name, self.run.func_name, ".pickle")
-            if i is not None and i < self.run.n_calls:
+            if i is not None and i < self.run.n_calls and not entry.is_symlink() \
+                    and _trust.whole_pickle(entry.path):  # a truncated file is no result
                 found[i] = entry.path
         return found
 
     @classmethod
     def read(cls, run_dir: Path, manifest: dict[str, Any]) -> list[Any]:
-        """Every call's unpickled value in task order (None where there is no file)."""
+        """Every finished call's unpickled value in task order (None for the others).
+
+        A pickle is opened only for a call the manifest lists as finished (every
+        finished call of a ``"pickle"`` run is a pickle), never through a symbolic link.
+        """
+        run = _trust.listed(run_dir, manifest)
         out = []
-        for i in range(int(manifest["n_calls"])):
-            path = _layout.call_file(run_dir, manifest["func_name"], i, ".pickle")
-            if path.exists():
+        for i in range(run.n_calls):
+            path = _trust.inside(run_dir, _layout.call_name(run.func_name, i, ".pickle")) \
+                if i in run.finished else None
+            if path is not None:
                 with open(path, "rb") as fh:
                     out.append(pickle.load(fh))
             else:

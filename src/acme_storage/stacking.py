@@ -34,6 +34,7 @@ from acme_storage._values import elements
 
 __all__ = [
     "apply_mask",
+    "check_result_dtype",
     "check_slot_value",
     "finished_ids",
     "initial_extent",
@@ -116,6 +117,36 @@ def check_slot_value(value: Any, shape: Sequence[float], stacking_dim: int,
                                          parameter="result_dtype")
         data = data.astype(dtype)
     return data
+
+
+#: the dtype kinds a stacked result may have: bool, integers, floats, complex numbers
+NUMERIC_KINDS = "biufc"
+
+
+def check_result_dtype(run: RunInfo, store: str, kinds: str = NUMERIC_KINDS,
+                       max_itemsize: dict[str, int] | None = None) -> None:
+    """Refuse, before anything is written, a ``result_dtype`` the store cannot stack.
+
+    ``kinds`` are the dtype kinds the store's format holds; ``max_itemsize`` the
+    largest item size per kind (``{"f": 8}``: no ``float128``).
+
+    Raises
+    ------
+    acme_core.errors.ArgumentValueError
+        ``parameter="result_dtype"``, naming the store and what it can hold.
+    """
+    dtype = run.result_dtype
+    if run.result_shape is None or dtype is None:
+        return
+    limit = (max_itemsize or {}).get(dtype.kind)
+    if dtype.kind not in kinds or (limit is not None and dtype.itemsize > limit) \
+            or dtype.fields is not None or dtype.subdtype is not None:
+        names = {"b": "bool", "i": "signed integers", "u": "unsigned integers",
+                 "f": "floats", "c": "complex numbers"}
+        held = ", ".join(names[k] + (f" up to {8 * (max_itemsize or {})[k]} bits"
+                                     if k in (max_itemsize or {}) else "") for k in kinds)
+        raise ArgumentValueError(f"`result_dtype` {str(dtype)!r} cannot be stacked by the store "
+                                 f"{store!r}: it holds {held}", parameter="result_dtype")
 
 
 def slot_region(shape: Sequence[float], stacking_dim: int, i: int,

@@ -14,15 +14,20 @@ from typing import Any, TypeAlias
 
 import numpy as np
 
-from acme_core.errors import require
+from acme_core.errors import ArgumentValueError, require
 from acme_storage import _layout
 from acme_storage._values import decoded, named_results
 
 __all__ = [
     "H5Group",
+    "H5_DTYPE_LIMITS",
+    "H5_FILTERS",
+    "H5_KINDS",
+    "check_h5_options",
     "h5py",
     "locking_kwargs",
     "open_file",
+    "opens",
     "read_call",
     "read_extras",
     "unstorable",
@@ -53,6 +58,28 @@ def h5py() -> Any:
     return _H5PY
 
 
+#: h5py's named compression filters
+H5_FILTERS = ("gzip", "lzf", "szip")
+#: the dtype kinds a stacked HDF5 result may have (complex numbers are compound types in
+#: HDF5, which the stores' fill value 0 and virtual datasets do not convert to)
+H5_KINDS = "biuf"
+#: the largest item size per kind (no ``float128``: HDF5 has no portable equivalent)
+H5_DTYPE_LIMITS = {"f": 8}
+
+
+def check_h5_options(compression: str | int | None, locking: bool | None) -> None:
+    """Refuse bad options before any run directory exists (h5py would only complain later)."""
+    if compression is not None and compression not in H5_FILTERS and (
+            isinstance(compression, bool) or not isinstance(compression, int)):
+        raise ArgumentValueError(f"`compression` has to be one of {', '.join(H5_FILTERS)}, an "
+                                 f"HDF5 filter number, or None, not {compression!r}",
+                                 parameter="store_options")
+    if locking is not None and not isinstance(locking, bool):
+        raise ArgumentValueError(f"`locking` has to be True, False or None, not {locking!r}",
+                                 parameter="store_options")
+
+
+
 def locking_kwargs(locking: bool | None) -> dict[str, Any]:
     """``h5py.File`` keywords for HDF5 file locking (None: HDF5's default)."""
     return {} if locking is None else {"locking": locking}
@@ -62,6 +89,20 @@ def open_file(path: str | os.PathLike[str], mode: str, locking: bool | None = No
               **kwargs: Any) -> H5Group:
     """``h5py.File(path, mode)`` with the store's locking option."""
     return h5py().File(path, mode, **locking_kwargs(locking), **kwargs)
+
+
+def opens(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a complete HDF5 file: h5py opens it and lists its root.
+
+    An empty or truncated file (what a node crash can leave of a file that was
+    renamed into place before it reached the disk) does not open.
+    """
+    try:
+        with open_file(path, "r") as h5f:
+            list(h5f)
+    except (OSError, ValueError, KeyError, RuntimeError):
+        return False
+    return True
 
 
 def unstorable(exc: BaseException) -> bool:

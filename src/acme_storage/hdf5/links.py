@@ -28,14 +28,24 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from acme_core.fileio import atomic_path, is_partial, remove_partials
+from acme_core.fileio import atomic_path, fsync_path, is_partial, remove_partials
 from acme_core.store import BaseStore, RunInfo
-from acme_storage import _layout
+from acme_storage import _layout, _trust, stacking
 from acme_storage._emergency import read_emergency, warn_pickled, write_emergency
 from acme_storage._values import named_results
 from acme_storage.hdf5 import template as h5template
 from acme_storage.hdf5 import vds
-from acme_storage.hdf5._h5 import h5py, open_file, read_call, unstorable, write_results
+from acme_storage.hdf5._h5 import (
+    H5_DTYPE_LIMITS,
+    H5_KINDS,
+    check_h5_options,
+    h5py,
+    open_file,
+    opens,
+    read_call,
+    unstorable,
+    write_results,
+)
 
 __all__ = ["HDF5Store", "HDF5Writer", "template_plan"]
 
@@ -67,12 +77,14 @@ class HDF5Writer:
     """Worker side: writes ``<payload>/<fn>_<i>.h5`` atomically, or the emergency pickle."""
 
     def __init__(self, payload: str, func_name: str, collapse: bool, compression: str | None,
-                 locking: bool | None) -> None:
+                 locking: bool | None, fsync: bool = False) -> None:
         self.payload = payload
         self.func_name = func_name
         self.collapse = collapse
         self.compression = compression
         self.locking = locking
+        #: flush each file to the disk before its rename (:attr:`HDF5Store.fsync_calls`)
+        self.fsync = fsync
 
     def write(self, task_id: int, value: Any) -> str:
         """Write call ``task_id``'s value; return the path of the file that holds it."""
@@ -80,10 +92,13 @@ class HDF5Writer:
         emergency = os.path.join(self.payload,
                                  _layout.call_name(self.func_name, task_id, ".pickle"))
         planned = template_plan(value, self.collapse) if self.compression is None else None
-        if planned is None or not _TEMPLATES.write(h5py(), final, *planned):
+        if planned is None or not _TEMPLATES.write(h5py(), final, *planned, fsync=self.fsync):
             try:
-                with atomic_path(final) as tmp, open_file(tmp, "w", self.locking) as h5f:
-                    write_results(h5f, value, self.collapse, self.compression)
+                with atomic_path(final) as tmp:
+                    with open_file(tmp, "w", self.locking) as h5f:
+                        write_results(h5f, value, self.collapse, self.compression)
+                    if self.fsync:
+                        fsync_path(tmp)
             except Exception as exc:
                 if not unstorable(exc):
                     raise
@@ -110,11 +125,32 @@ class HDF5Store(BaseStore):
     name: ClassVar[str] = "hdf5"
     #: optional dependency -> the pip extra that installs it
     requires: ClassVar[dict[str, str]] = {"h5py": "hdf5"}
+    #: fsync every call's file before its rename. Off: ``resume=True`` opens every
+    #: file before it counts, so a file a node crash left empty or short only reruns
+    #: its call, and the fsync would cost every call (``benchmarks/README.md``)
+    fsync_calls: ClassVar[bool] = False
 
     def __init__(self, compression: str | None = None, locking: bool | None = None) -> None:
         super().__init__()
+        check_h5_options(compression, locking)
         self.compression = compression
         self.locking = locking
+
+    @classmethod
+    def check_run(cls, run: RunInfo) -> None:
+        """Refuse a ``result_dtype`` HDF5 cannot stack, or another run's files in ``output_dir``.
+
+        Raises
+        ------
+        acme_core.errors.ArgumentValueError
+            ``parameter="result_dtype"`` or ``"output_dir"``.
+        """
+        stacking.check_result_dtype(run, cls.name, H5_KINDS, H5_DTYPE_LIMITS)
+        if not run.resume:
+            fn = run.func_name
+            _trust.refuse_leftovers(run.output_dir, [_layout.container(Path(), fn).name,
+                                                     _layout.payload_dir(Path(), fn).name],
+                                    fn, (".h5", ".pickle"))
 
     # -- paths ---------------------------------------------------------------
     @property
@@ -161,22 +197,26 @@ class HDF5Store(BaseStore):
         assert self.run is not None
         return HDF5Writer(str(self.payload), self.run.func_name,
                           collapse=self.run.result_shape is None,
-                          compression=self.compression, locking=self.locking)
+                          compression=self.compression, locking=self.locking,
+                          fsync=self.fsync_calls)
 
     def existing(self) -> dict[int, Any]:
-        """Task id -> path of every call's file (HDF5 or emergency pickle)."""
+        """Task id -> path of every call's complete file (HDF5 that opens, or a whole pickle)."""
         assert self.run is not None
         found: dict[int, Any] = {}
+        fn = self.run.func_name
         for directory in (self.payload, self.out):
-            if not directory.is_dir():
+            if not directory.is_dir() or directory.is_symlink():
                 continue
             for entry in os.scandir(directory):
-                if is_partial(entry.name):
+                if is_partial(entry.name) or entry.is_symlink():
                     continue
-                for suffix in (".h5", ".pickle"):
-                    i = _layout.task_id_of(entry.name, self.run.func_name, suffix)
-                    if i is not None and i < self.run.n_calls:
-                        found[i] = entry.path
+                i = _layout.task_id_of(entry.name, fn, ".h5")
+                if i is not None and i < self.run.n_calls and opens(entry.path):
+                    found[i] = entry.path
+                i = _layout.task_id_of(entry.name, fn, ".pickle")
+                if i is not None and i < self.run.n_calls and _trust.whole_pickle(entry.path):
+                    found[i] = entry.path
         return found
 
     def finalize(self, references: list[Any], failed: set[int]) -> list[Any]:
@@ -211,25 +251,29 @@ class HDF5Store(BaseStore):
 
     @classmethod
     def read(cls, run_dir: Path, manifest: dict[str, Any]) -> Any:
-        """Every call's value in task order; with ``result_shape`` the stacked array.
+        """Every finished call's value in task order; with ``result_shape`` the stacked array.
 
-        A stacked run whose container emergency pickling dropped reads back per call.
+        Only calls the manifest lists as finished are read, and only those it lists
+        as pickled are unpickled; a stacked run whose container emergency pickling
+        dropped reads back per call.
         """
-        fn = manifest["func_name"]
+        run = _trust.listed(run_dir, manifest)
         if (manifest.get("result_shape") is not None
-                and _layout.container(run_dir, fn).exists()):
+                and _trust.inside(run_dir, _layout.container(Path(), run.func_name).name)):
             return vds.read_stacked(run_dir, manifest)
-        return [_read_one(run_dir, fn, i) for i in range(int(manifest["n_calls"]))]
+        return [_read_one(run_dir, run.func_name, i, i in run.pickled)
+                if i in run.finished else None for i in range(run.n_calls)]
 
 
-def _read_one(run_dir: Path, fn: str, i: int) -> Any:
+def _read_one(run_dir: Path, fn: str, i: int, pickled: bool) -> Any:
     """Call ``i``'s value from its payload file or pickle (in either directory); None if absent."""
-    for directory in (_layout.payload_dir(run_dir, fn), run_dir):
-        h5 = _layout.call_file(directory, fn, i, ".h5")
-        if h5.exists():
+    payload = _layout.payload_dir(Path(), fn).name
+    for where in ((payload,), ()):
+        h5 = _trust.inside(run_dir, *where, _layout.call_name(fn, i, ".h5"))
+        if h5 is not None:
             with open_file(h5, "r") as h5f:
                 return read_call(h5f)
-        pkl = _layout.call_file(directory, fn, i, ".pickle")
-        if pkl.exists():
+        pkl = _trust.inside(run_dir, *where, _layout.call_name(fn, i, ".pickle"))
+        if pkl is not None and pickled:
             return read_emergency(pkl)
     return None

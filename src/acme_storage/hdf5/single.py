@@ -63,15 +63,20 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from acme_core.errors import ArgumentTypeError, ArgumentValueError
-from acme_core.fileio import atomic_path, is_partial, temporary_name
+from acme_core.errors import ArgumentTypeError, NoRunError, RunDirectoryError
+from acme_core.fileio import atomic_path, fsync_path, is_partial, temporary_name
 from acme_core.manifest import from_ranges, to_ranges
 from acme_core.store import BaseStore, RunInfo
-from acme_storage import _layout, stacking
+from acme_storage import _layout, _trust, stacking
 from acme_storage._values import elements
 from acme_storage.hdf5._h5 import (
+    H5_DTYPE_LIMITS,
+    H5_FILTERS,
+    H5_KINDS,
     H5Group,
+    check_h5_options,
     open_file,
+    opens,
     read_call,
     read_extras,
     unstorable,
@@ -80,8 +85,6 @@ from acme_storage.hdf5._h5 import (
 
 __all__ = ["H5_FILTERS", "WRITTEN_ATTR", "HDF5SingleStore", "HDF5SingleWriter", "read_written"]
 
-#: h5py's named compression filters
-H5_FILTERS = ("gzip", "lzf", "szip")
 #: container attribute listing (as JSON ``[first, last]`` ranges) the calls merged into it
 WRITTEN_ATTR = "acme_written"
 
@@ -94,18 +97,6 @@ def read_written(h5f: H5Group) -> set[int]:
     if isinstance(raw, bytes):
         raw = raw.decode()
     return set(from_ranges(json.loads(str(raw))))
-
-
-def _check_options(compression: str | int | None, locking: bool | None) -> None:
-    """Refuse bad options before any run directory exists (h5py would only complain later)."""
-    if compression is not None and compression not in H5_FILTERS and (
-            isinstance(compression, bool) or not isinstance(compression, int)):
-        raise ArgumentValueError(f"`compression` has to be one of {', '.join(H5_FILTERS)}, an "
-                                 f"HDF5 filter number, or None, not {compression!r}",
-                                 parameter="store_options")
-    if locking is not None and not isinstance(locking, bool):
-        raise ArgumentValueError(f"`locking` has to be True, False or None, not {locking!r}",
-                                 parameter="store_options")
 
 
 class HDF5SingleWriter:
@@ -187,7 +178,7 @@ class HDF5SingleStore(BaseStore):
     def __init__(self, compression: str | int | None = None, compression_opts: Any = None,
                  locking: bool | None = None) -> None:
         super().__init__()
-        _check_options(compression, locking)
+        check_h5_options(compression, locking)
         self.compression = compression
         self.compression_opts = compression_opts
         self.locking = locking
@@ -195,6 +186,22 @@ class HDF5SingleStore(BaseStore):
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(compression={self.compression!r}, "
                 f"locking={self.locking!r})")
+
+    @classmethod
+    def check_run(cls, run: RunInfo) -> None:
+        """Refuse a ``result_dtype`` HDF5 cannot stack, or another run's files in ``output_dir``.
+
+        Raises
+        ------
+        acme_core.errors.ArgumentValueError
+            ``parameter="result_dtype"`` or ``"output_dir"``.
+        """
+        stacking.check_result_dtype(run, cls.name, H5_KINDS, H5_DTYPE_LIMITS)
+        if not run.resume:
+            fn = run.func_name
+            _trust.refuse_leftovers(run.output_dir, [_layout.container(Path(), fn).name,
+                                                     _layout.staging_dir(Path(), fn).name],
+                                    fn, ())
 
     # -- paths ---------------------------------------------------------------
     @property
@@ -279,12 +286,12 @@ class HDF5SingleStore(BaseStore):
         if self.container_path.exists():
             with self._open(self.container_path, "r") as h5f:
                 found |= read_written(h5f)
-        if self.staging.is_dir():
+        if self.staging.is_dir() and not self.staging.is_symlink():
             for entry in os.scandir(self.staging):
-                if is_partial(entry.name):
+                if is_partial(entry.name) or entry.is_symlink():
                     continue
                 i = _layout.task_id_of(entry.name, self.run.func_name, ".h5")
-                if i is not None:
+                if i is not None and opens(entry.path):  # a truncated file is no result
                     found.add(i)
         container = str(self.container_path)
         return {i: container for i in sorted(found) if i < self.run.n_calls}
@@ -315,6 +322,9 @@ class HDF5SingleStore(BaseStore):
                     self._merge_stacked(h5f, todo)
                 written.update(todo)
                 h5f.attrs[WRITTEN_ATTR] = json.dumps(to_ranges(written))
+            # the container replaces the one holding every earlier result: on the disk
+            # first, so a crash after the rename cannot leave an empty or short one
+            fsync_path(tmp)
             os.replace(tmp, self.container_path)
         except BaseException:
             if tmp.exists():
@@ -372,21 +382,21 @@ class HDF5SingleStore(BaseStore):
 
         Raises
         ------
-        acme_core.errors.ArgumentValueError
-            ``run_dir`` has no container (``parameter="path"``).
+        acme_core.errors.NoRunError
+            ``run_dir`` has no container.
         """
-        fn = manifest["func_name"]
-        container = _layout.container(run_dir, fn)
-        if not container.exists():
-            raise ArgumentValueError(f"{run_dir} has no results container {container.name}",
-                                     parameter="path")
-        finished = stacking.finished_ids(manifest)
+        run = _trust.listed(run_dir, manifest)
+        name = _layout.container(Path(), run.func_name).name
+        container = _trust.inside(run_dir, name)
+        if container is None:
+            raise NoRunError(f"{run_dir} has no results container {name}")
+        finished = run.finished
         with open_file(container, "r") as h5f:
             merged = read_written(h5f) if WRITTEN_ATTR in h5f.attrs else finished
             written = finished & merged
             if manifest.get("result_shape") is None:
                 return [_read_group(h5f, i) if i in written else None
-                        for i in range(int(manifest["n_calls"]))]
+                        for i in range(run.n_calls)]
             data = h5f["result_0"][()]
             extras = [read_extras(h5f[_layout.comp_name(i)]) if _layout.comp_name(i) in h5f
                       else [] for i in sorted(written)]
@@ -396,6 +406,14 @@ class HDF5SingleStore(BaseStore):
 
 
 def _read_group(h5f: H5Group, i: int) -> Any:
-    """Call ``i``'s value from ``comp_<i>``; None when the group is missing or empty."""
+    """Call ``i``'s value from ``comp_<i>``; None when the group is missing or empty.
+
+    Only the container's own groups are read: a link (soft, or external to another
+    file) planted in their place is refused, as a symbolic link would be.
+    """
+    link = h5f.get(_layout.comp_name(i), getlink=True)
+    if link is not None and type(link).__name__ != "HardLink":
+        raise RunDirectoryError(f"{h5f.filename}: {_layout.comp_name(i)} is a link, not the "
+                                "container's own group")
     group = h5f.get(_layout.comp_name(i))
     return read_call(group) if group is not None and len(group) else None

@@ -150,11 +150,13 @@ class Templates:
         self._known: OrderedDict[Signature, Template] = OrderedDict()
         self._refused: set[Signature] = set()
 
-    def write(self, h5py: Any, final: str, names: list[str], arrays: list[np.ndarray]) -> bool:
+    def write(self, h5py: Any, final: str, names: list[str], arrays: list[np.ndarray],
+              fsync: bool = False) -> bool:
         """Write the file ``final`` holding ``arrays`` from a template, atomically.
 
         False (nothing written) when there is no trustworthy template for them. The
-        first file of each template is read back with h5py before it counts.
+        first file of each template is read back with h5py before it counts. With
+        ``fsync`` the file reaches the disk before it is renamed into place.
         """
         signature = tuple((n, a.dtype.str, a.shape) for n, a in zip(names, arrays, strict=True))
         template = self.get(h5py, signature, names, arrays)
@@ -162,7 +164,7 @@ class Templates:
             return False
         check = None if template.checked else (
             lambda path: matches(h5py, path, names, arrays))
-        if not write_segments_atomic(final, template.segments(arrays), check):
+        if not write_segments_atomic(final, template.segments(arrays), check, fsync):
             self.refuse(signature)
             log.warning("An HDF5 file written from a template did not read back as written; "
                         "writing %s results with h5py instead", signature)

@@ -24,7 +24,7 @@ from typing import Any
 
 from acme_core.fileio import atomic_path
 from acme_core.store import RunInfo
-from acme_storage import _layout, stacking
+from acme_storage import _layout, _trust, stacking
 from acme_storage.hdf5._h5 import h5py, open_file, read_extras
 
 __all__ = ["link_extra_returns", "read_stacked", "write_virtual_container"]
@@ -88,21 +88,27 @@ def read_stacked(run_dir: Path, manifest: dict[str, Any]) -> Any:
 
     A slot counts as written when the manifest records the call as finished and
     its payload file exists. Extra return values are read from the payload files.
-    The container must exist.
+    The container must exist. HDF5 resolves the virtual dataset's sources itself,
+    so every source name is checked first: none may be a symbolic link (out of
+    the run directory).
     """
-    fn = manifest["func_name"]
-    with open_file(_layout.container(run_dir, fn), "r") as h5f:
+    run = _trust.listed(run_dir, manifest)
+    fn = run.func_name
+    payload = _layout.payload_dir(Path(), fn).name
+    sources = [_trust.inside(run_dir, payload, _layout.call_name(fn, i, ".h5"))
+               for i in range(run.n_calls)]
+    container = _trust.inside(run_dir, _layout.container(Path(), fn).name)
+    assert container is not None
+    with open_file(container, "r") as h5f:
         data = h5f["result_0"][()]
-    payload = _layout.payload_dir(run_dir, fn)
     written = []
     extras: list[list[Any]] = []
-    for i in sorted(stacking.finished_ids(manifest)):
-        path = _layout.call_file(payload, fn, i, ".h5")
-        if not path.exists():
+    for i in sorted(run.finished):
+        path = sources[i]
+        if path is None:
             continue
         written.append(i)
         with open_file(path, "r") as h5f:
             extras.append(read_extras(h5f))
-    data = stacking.apply_mask(data, int(manifest["stacking_dim"]), int(manifest["n_calls"]),
-                               written)
+    data = stacking.apply_mask(data, int(manifest["stacking_dim"]), run.n_calls, written)
     return stacking.with_extras(data, extras)

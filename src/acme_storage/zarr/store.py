@@ -76,6 +76,7 @@ stores does not need it.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -85,10 +86,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from acme_core.errors import ArgumentValueError
+from acme_core.errors import ArgumentValueError, NoRunError
 from acme_core.fileio import final_name_of, remove_partials
 from acme_core.store import BaseStore, RunInfo
-from acme_storage import _layout, stacking
+from acme_storage import _layout, _trust, stacking
 from acme_storage._emergency import read_emergency
 from acme_storage.zarr import _zarr
 from acme_storage.zarr._fast import FastChunks, whole_slot_chunks
@@ -172,6 +173,21 @@ class ZarrStore(BaseStore):
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(compression={self.compression!r}, "
                 f"chunks={self.chunks!r})")
+
+    @classmethod
+    def check_run(cls, run: RunInfo) -> None:
+        """Refuse a ``result_dtype`` zarr v3 has no data type for, or another run's files.
+
+        Raises
+        ------
+        acme_core.errors.ArgumentValueError
+            ``parameter="result_dtype"`` or ``"output_dir"``.
+        """
+        stacking.check_result_dtype(run, cls.name, max_itemsize={"f": 8, "c": 16})
+        if not run.resume:
+            fn = run.func_name
+            _trust.refuse_leftovers(run.output_dir, [_layout.container(Path(), fn, ".zarr").name],
+                                    fn, (".pickle",))
 
     @property
     def root(self) -> Path:
@@ -269,11 +285,12 @@ class ZarrStore(BaseStore):
         if self.root.is_dir():
             for i in range(run.n_calls):
                 group = self.root / _layout.comp_name(i)
-                if (group / "zarr.json").exists():
+                if _complete_group(group):
                     found[i] = str(group)
         for entry in os.scandir(self.out):
             pickled = _layout.task_id_of(entry.name, run.func_name, ".pickle")
-            if pickled is not None and pickled < run.n_calls:
+            if pickled is not None and pickled < run.n_calls and not entry.is_symlink() \
+                    and _trust.whole_pickle(entry.path):
                 found[pickled] = entry.path
         return found
 
@@ -307,24 +324,46 @@ class ZarrStore(BaseStore):
     # -- reading ---------------------------------------------------------------
     @classmethod
     def read(cls, run_dir: Path, manifest: dict[str, Any]) -> Any:
-        """Every call's value in task order; with ``result_shape`` the stacked array.
+        """Every finished call's value in task order; with ``result_shape`` the stacked array.
 
         Raises
         ------
-        acme_core.errors.ArgumentValueError
-            ``run_dir`` has no zarr container (``parameter="path"``).
+        acme_core.errors.NoRunError
+            ``run_dir`` has no zarr container.
         """
-        fn = manifest["func_name"]
-        root = _layout.container(run_dir, fn, ".zarr")
-        if not (root / "zarr.json").exists():
-            raise ArgumentValueError(f"{run_dir} has no zarr container {root.name}",
-                                     parameter="path")
-        finished = stacking.finished_ids(manifest)
+        run = _trust.listed(run_dir, manifest)
+        name = _layout.container(Path(), run.func_name, ".zarr").name
+        root = _trust.inside(run_dir, name)
+        if root is None or _trust.inside(run_dir, name, "zarr.json") is None:
+            raise NoRunError(f"{run_dir} has no zarr container {name}")
         group = _zarr.open_group(root)
         if manifest.get("result_shape") is None:
-            return [_read_call(group, run_dir, fn, i) if i in finished else None
-                    for i in range(int(manifest["n_calls"]))]
-        return _read_stacked(group, root, manifest, finished)
+            return [_read_call(group, run_dir, run.func_name, i, i in run.pickled)
+                    if i in run.finished else None for i in range(run.n_calls)]
+        for array in ("result_0", EXTENT):  # zarr follows links: none may leave the run
+            _trust.inside(run_dir, name, array)
+        return _read_stacked(group, root, manifest, run.finished)
+
+
+def _complete_group(group: Path) -> bool:
+    """Whether a call's group is complete on disk: its metadata parse, no file is empty.
+
+    Groups are renamed into place only when complete; a node crash can still leave
+    files of a renamed group empty or short (they are not fsync'd).
+    """
+    if group.is_symlink() or not (group / "zarr.json").is_file():
+        return False
+    for path in group.rglob("*"):
+        if path.is_symlink():
+            return False
+        if path.is_file() and path.stat().st_size == 0:
+            return False
+        if path.name == "zarr.json":
+            try:
+                json.loads(path.read_bytes())
+            except ValueError:
+                return False
+    return True
 
 
 def _written_slots(root: Path, stacking_dim: int, n_calls: int) -> set[int]:
@@ -333,7 +372,9 @@ def _written_slots(root: Path, stacking_dim: int, n_calls: int) -> set[int]:
     if not present:
         return set()
     keys = _zarr.slot_keys(_zarr.open_array(root / "result_0"), stacking_dim, n_calls)
-    return {i for i, key in keys.items() if key in present}
+    # an empty chunk file (a node crash before it reached the disk) is no result
+    return {i for i, key in keys.items()
+            if key in present and os.stat(root / "result_0" / key).st_size > 0}
 
 
 def _extended(root: Path) -> set[int]:
@@ -368,10 +409,14 @@ def _read_stacked(group: _zarr.ZGroup, root: Path, manifest: dict[str, Any],
     return stacking.with_extras(stacking.apply_mask(data, dim, n, written), extras)
 
 
-def _read_call(group: _zarr.ZGroup, run_dir: Path, fn: str, i: int) -> Any:
-    """Call ``i``'s value: its emergency pickle, its group, or None."""
-    pkl = _layout.call_file(run_dir, fn, i, ".pickle")
-    if pkl.exists():
-        return read_emergency(pkl)
+def _read_call(group: _zarr.ZGroup, run_dir: Path, fn: str, i: int, pickled: bool) -> Any:
+    """Call ``i``'s value: its emergency pickle (when the manifest lists it), its group, or None."""
+    if pickled:
+        pkl = _trust.inside(run_dir, _layout.call_name(fn, i, ".pickle"))
+        if pkl is not None:
+            return read_emergency(pkl)
     name = _layout.comp_name(i)
-    return _zarr.read_call(group[name]) if name in group else None
+    if name not in group:
+        return None
+    _trust.inside(run_dir, _layout.container(Path(), fn, ".zarr").name, name)
+    return _zarr.read_call(group[name])
