@@ -12,6 +12,9 @@ The tree::
     │   │                                   anything starts or is written)
     │   ├── ArgumentValueError (ValueError)     ... its value is not allowed
     │   └── ArgumentTypeError (TypeError)       ... its type is not allowed
+    ├── ResultMismatchError (ValueError)    a call's return value does not fit what the run
+    │   │                                   declared (raised on the worker: that call fails)
+    │   └── ResultTypeError (TypeError)         ... the store cannot hold its type
     ├── PluginError                         a plugin cannot be used
     │   ├── UnknownPluginError (ValueError)     no backend/store/setup of that name
     │   └── MissingDependencyError (ImportError)  its optional dependency is missing
@@ -55,6 +58,8 @@ __all__ = [
     "PluginError",
     "PluginWarning",
     "RemoteCallError",
+    "ResultMismatchError",
+    "ResultTypeError",
     "RunDirectoryError",
     "SchedulerError",
     "StartupTimeoutError",
@@ -164,6 +169,37 @@ class ArgumentValueError(ArgumentError, ValueError):
 
 class ArgumentTypeError(ArgumentError, TypeError):
     """A keyword's type is not allowed (the message names the keyword and what is)."""
+
+
+class ResultMismatchError(AcmeError, ValueError):
+    """A call's return value does not fit what the run declared.
+
+    Raised by a store's writer on the worker, before anything of the value is
+    written, so the call fails alone (an entry of :class:`ParallelMapError`):
+    a shape that is not its slot's (``result_shape``), values that change when
+    cast to ``result_dtype``.
+
+    Attributes
+    ----------
+    parameter : str or None
+        The keyword whose declaration the value does not fit.
+    """
+
+    def __init__(self, message: str, *, parameter: str | None = None) -> None:
+        super().__init__(message)
+        self.parameter = parameter
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_mismatch, (type(self), str(self), self.parameter))
+
+
+def _rebuild_mismatch(cls: type[ResultMismatchError], message: str,
+                      parameter: str | None) -> ResultMismatchError:
+    return cls(message, parameter=parameter)
+
+
+class ResultTypeError(ResultMismatchError, TypeError):
+    """A call's return value is of a type the store cannot hold (and does not pickle)."""
 
 
 class PluginError(AcmeError):

@@ -22,18 +22,20 @@ This module knows no file format: the HDF5 virtual dataset lives in
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
-from acme_core.errors import ArgumentTypeError, ArgumentValueError
+from acme_core.errors import ArgumentValueError, ResultMismatchError, ResultTypeError
 from acme_core.manifest import from_ranges
 from acme_core.store import RunInfo
 from acme_storage._values import elements
 
 __all__ = [
     "apply_mask",
+    "cast_losslessly",
     "check_result_dtype",
     "check_slot_value",
     "finished_ids",
@@ -82,16 +84,18 @@ def check_slot_value(value: Any, shape: Sequence[float], stacking_dim: int,
                      dtype: np.dtype[Any] | None) -> np.ndarray[Any, Any]:
     """Validate a call's first return value against its slot; return it as an array.
 
-    Runs on the worker, so a result of the wrong shape fails *its call* (with a
-    message that names both shapes) instead of corrupting or silently
-    broadcasting into the stacked array. The ``np.inf`` axis accepts any length.
+    Runs on the worker, before anything of the value is written, so a result of
+    the wrong shape or dtype fails *its call* (with a message that names both)
+    instead of corrupting or silently broadcasting into the stacked array. The
+    ``np.inf`` axis accepts any length. Every store that stacks calls it, so the
+    rule is the same everywhere (:func:`cast_losslessly`).
 
     Raises
     ------
-    acme_core.errors.ArgumentValueError
+    acme_core.errors.ResultMismatchError
         The value does not fit ``result_shape``, or its values change when cast
         to ``result_dtype``.
-    acme_core.errors.ArgumentTypeError
+    acme_core.errors.ResultTypeError
         The value is not numeric.
     """
     data = np.asarray(value)
@@ -100,23 +104,45 @@ def check_slot_value(value: Any, shape: Sequence[float], stacking_dim: int,
         math.isinf(e) or int(e) == n for e, n in zip(expected, data.shape, strict=True))
     if not fits:
         shown = tuple("inf" if math.isinf(e) else int(e) for e in expected)
-        raise ArgumentValueError(
+        raise ResultMismatchError(
             f"result of shape {data.shape} does not fit `result_shape`: each call has to return "
             f"an array of shape {shown} (the stacking axis removed)", parameter="result_shape")
-    if data.dtype == object:
-        raise ArgumentTypeError(f"a stacked result must be numeric, not {type(value).__name__} "
-                                f"of object dtype", parameter="result_shape")
-    if dtype is not None and data.dtype != dtype:
-        if not np.can_cast(data.dtype, dtype, casting="same_kind") and data.size:
-            # a float into an int array and the like: allowed (ACME casts), but only
-            # where the values survive the cast unchanged
-            cast = data.astype(dtype)
-            if not np.array_equal(cast, data):
-                raise ArgumentValueError(f"result of dtype {data.dtype} does not fit "
-                                         f"`result_dtype` {dtype}: the values change when cast",
-                                         parameter="result_dtype")
-        data = data.astype(dtype)
-    return data
+    if data.dtype.kind not in NUMERIC_KINDS:
+        raise ResultTypeError(f"a stacked result must be numeric, not {type(value).__name__} "
+                              f"of dtype {data.dtype}", parameter="result_shape")
+    return data if dtype is None or data.dtype == dtype else cast_losslessly(data, dtype)
+
+
+def cast_losslessly(data: np.ndarray[Any, Any], dtype: np.dtype[Any]) -> np.ndarray[Any, Any]:
+    """``data`` cast to ``dtype``, refused where its values do not survive the cast.
+
+    The rule (ACME's documented one, now checked for every cast): into integers
+    and bool every value must come back unchanged (no wrap-around, no clipping,
+    no cut fraction, no NaN); into floats and complex numbers values may round
+    to the nearest representable one but must not overflow to infinity, and a
+    complex value must have no imaginary part when cast to a real type.
+
+    Raises
+    ------
+    acme_core.errors.ResultMismatchError
+        ``parameter="result_dtype"``, naming both dtypes.
+    """
+    if np.can_cast(data.dtype, dtype, casting="safe") or not data.size:
+        return data.astype(dtype)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # numpy's ComplexWarning, RuntimeWarning
+        cast = data.astype(dtype)
+        if dtype.kind in "fc":
+            survived = bool(np.all(np.isfinite(cast) | ~np.isfinite(data)))
+            if data.dtype.kind == "c" and dtype.kind == "f":
+                survived = survived and not np.any(data.imag)
+        else:
+            survived = bool(np.array_equal(cast, data))
+    if not survived:
+        raise ResultMismatchError(f"result of dtype {data.dtype} does not fit `result_dtype` "
+                                  f"{dtype}: its values change when cast (out of range, "
+                                  "a fraction or NaN cut off)", parameter="result_dtype")
+    return cast
 
 
 #: the dtype kinds a stacked result may have: bool, integers, floats, complex numbers

@@ -23,7 +23,13 @@ import numpy as np
 import pytest
 
 from acme_core import ParallelMap, ParallelMapError, open_results
-from acme_core.errors import ArgumentValueError, ManifestError, RunDirectoryError
+from acme_core.errors import (
+    ArgumentValueError,
+    ManifestError,
+    ResultMismatchError,
+    ResultTypeError,
+    RunDirectoryError,
+)
 from acme_core.manifest import MANIFEST_NAME, MAX_CALLS
 
 
@@ -218,3 +224,154 @@ def test_an_impossible_manifest_is_refused_quickly(in_tmp, changes):
     if "n_calls" in changes and changes["n_calls"] == 10 ** 12:
         assert f"{MAX_CALLS:,}" in cli.stderr
     assert time.monotonic() - start < 30
+
+
+# -- item 6: resume opens a result before it counts ---------------------------------------
+def _damage(path: Path, how: str) -> None:
+    data = path.read_bytes()
+    path.write_bytes(b"" if how == "empty" else data[:len(data) // 2])
+
+
+@pytest.mark.parametrize("how", ["empty", "truncated"])
+@pytest.mark.parametrize("store, name", [
+    ("hdf5", "triple_payload/triple_1.h5"), ("pickle", "triple_1.pickle"),
+    ("zarr", "triple.zarr/comp_1/result_0/c/0"), ("hdf5-stacked", "triple_payload/triple_1.h5"),
+    ("zarr-stacked", "triple.zarr/result_0/c.1.0")])
+def test_resume_reruns_a_call_whose_file_is_empty_or_truncated(in_tmp, store, name, how):
+    out = in_tmp / "run"
+    options = {"store": store.split("-")[0]}
+    if store.endswith("stacked"):
+        options["result_shape"] = (None, 1)
+    run(out, **options)
+    if how == "truncated" and name.endswith("/0"):
+        how = "empty"  # a 1-value chunk has no half
+    _damage(out / name, how)
+    run(out, resume=True, **options)
+    values = open_results(out)
+    assert [float(np.ravel(v)[0]) for v in values] == [0.0, 3.0, 6.0, 9.0]
+
+
+@pytest.mark.parametrize("how", ["empty", "truncated"])
+def test_single_file_staged_files_count_only_when_they_open(tmp_path, how):
+    from acme_core.store import RunInfo
+    from acme_storage.hdf5 import HDF5SingleStore
+
+    store = HDF5SingleStore()
+    store.prepare(RunInfo("f", 3, tmp_path))
+    writer = store.writer()
+    for i in range(3):
+        writer.write(i, np.arange(100.0))
+    _damage(tmp_path / "f_staging" / "f_1.h5", how)
+    assert set(store.existing()) == {0, 2}
+
+
+def test_fsync_calls_flushes_every_calls_file_before_its_rename(tmp_path, monkeypatch):
+    from acme_core.store import RunInfo
+    from acme_storage.hdf5 import HDF5Store
+
+    flushed = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (flushed.append(fd), real(fd)))
+    durable = type("Durable", (HDF5Store,), {"fsync_calls": True})()
+    durable.prepare(RunInfo("f", 3, tmp_path))
+    writer = durable.writer()
+    writer.write(0, np.arange(3.0))  # h5py, then the template's check
+    writer.write(1, np.arange(3.0))  # from the template
+    writer.write(2, "text")  # h5py
+    assert len(flushed) == 3
+    assert [open_h5(tmp_path / "f_payload" / f"f_{i}.h5") for i in range(2)] == [[0, 1, 2]] * 2
+
+
+def open_h5(path):
+    with h5py.File(path, "r") as h5f:
+        return h5f["result_0"][()].tolist()
+
+
+# -- items 3, 4, 5: every value is checked against its slot on the worker -----------------
+STACKING = ["hdf5", "hdf5-single", "zarr", "memory"]
+
+
+def returns(values):
+    """A function returning ``values[x]``, by name (picklable for every backend)."""
+    return _Returns(values)
+
+
+class _Returns:
+    __name__ = "returns"
+
+    def __init__(self, values):
+        self.values = values
+
+    def __call__(self, x):
+        return self.values[x]
+
+
+def stacked_run(in_tmp, store, values, shape, dtype="float64"):
+    options = {"write_worker_results": False} if store == "memory" else {
+        "store": store, "output_dir": str(in_tmp / "run")}
+    with ParallelMap(returns(values), list(range(len(values))), result_shape=shape,
+                     result_dtype=dtype, backend=Threads, logfile=False, **options) as pmap:
+        return pmap.compute()
+
+
+def failed_alone(in_tmp, store, values, shape, dtype, bad):
+    with pytest.raises(ParallelMapError) as info:
+        stacked_run(in_tmp, store, values, shape, dtype)
+    assert set(info.value.failed) == {bad}
+    error = info.value.failed[bad]
+    assert isinstance(error, ResultMismatchError) and isinstance(error, ValueError)
+    return error
+
+
+@pytest.mark.parametrize("store", STACKING)
+@pytest.mark.parametrize("shape, bad_value", [((None, 3), np.ones(4)),
+                                              ((3, None, 2), np.ones((2, 3))),
+                                              ((None, 3), 7.0)],
+                         ids=["too long", "re-laid out", "scalar into a vector"])
+def test_a_value_that_does_not_fit_its_slot_fails_its_call_alone(in_tmp, store, shape,
+                                                                 bad_value):
+    good = np.ones([s for s in shape if s is not None])
+    error = failed_alone(in_tmp, store, [good, bad_value, good], shape, "float64", 1)
+    assert error.parameter == "result_shape"
+    if store != "memory":
+        data = open_results(in_tmp / "run")
+        dim = shape.index(None)
+        assert np.ma.getmaskarray(data).take(1, axis=dim).all()
+        np.testing.assert_array_equal(np.ma.getdata(data).take(2, axis=dim), good)
+
+
+@pytest.mark.parametrize("store", STACKING)
+@pytest.mark.parametrize("dtype, bad, good", [
+    ("int8", np.array([1000]), np.array([100])),
+    ("float16", np.array([1e5]), np.array([1.5])),
+    ("int8", np.array([1.5]), np.array([2.0])),
+    ("uint8", np.array([-1]), np.array([255])),
+    ("int32", np.array([np.nan]), np.array([-3.0])),
+    ("float64", np.array([1 + 2j]), np.array([1 + 0j]))])
+def test_a_cast_happens_only_where_the_values_survive_it(in_tmp, store, dtype, bad, good):
+    error = failed_alone(in_tmp, store, [good, bad], (None, 1), dtype, 1)
+    assert error.parameter == "result_dtype" and dtype in str(error)
+
+
+@pytest.mark.parametrize("store", STACKING)
+def test_floats_round_into_a_narrower_float(in_tmp, store):
+    got = stacked_run(in_tmp, store, [np.array([0.1]), np.array([2.0 ** 40])], (None, 1),
+                      "float32")
+    if store != "memory":
+        got = open_results(in_tmp / "run")
+    assert got.dtype == np.float32 and got[0, 0] == np.float32(0.1) and got[1, 0] == 2.0 ** 40
+
+
+def test_memory_stacking_keeps_the_calls_that_fit(in_tmp):
+    with pytest.raises(ParallelMapError) as info:
+        stacked_run(in_tmp, "memory", [np.ones(2), np.ones(3), np.full(2, 2.0)], (None, 2))
+    assert set(info.value.failed) == {1}
+    assert info.value.results[2].tolist() == [2.0, 2.0]
+
+
+def test_a_result_mismatch_travels_between_processes():
+    error = ResultMismatchError("does not fit", parameter="result_dtype")
+    again = pickle.loads(pickle.dumps(error))
+    assert type(again) is ResultMismatchError and again.parameter == "result_dtype"
+    typed = pickle.loads(pickle.dumps(ResultTypeError("no", parameter="store")))
+    assert isinstance(typed, TypeError) and isinstance(typed, ValueError)

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 
-from acme_core.errors import ArgumentTypeError, ArgumentValueError
+from acme_core.errors import ArgumentValueError, ResultMismatchError, ResultTypeError
 from acme_core.store import RunInfo
 from acme_storage.zarr import ZarrStore
 from acme_storage.zarr import _zarr as zarr_seam
@@ -150,14 +150,14 @@ def test_bad_options_are_argument_errors(options):
     assert info.value.parameter == "store_options"
 
 
-def test_wrong_results_fail_with_argument_errors(tmp_path):
+def test_wrong_results_fail_with_result_mismatch_errors(tmp_path):
     store = ZarrStore()
     store.prepare(RunInfo("f", 2, tmp_path, result_shape=(2, 3), result_dtype=np.dtype("f8"),
                           stacking_dim=0))
     writer = store.writer()
-    with pytest.raises(ArgumentValueError, match="does not fit `result_shape`") as info:
+    with pytest.raises(ResultMismatchError, match="does not fit `result_shape`") as info:
         writer.write(0, np.ones(4))
     assert info.value.parameter == "result_shape"
-    with pytest.raises(ArgumentTypeError, match="zarr cannot hold"):
+    with pytest.raises(ResultTypeError, match="zarr cannot hold"):
         writer.write(1, (np.ones(3), {"not": "storable"}))
     assert store.existing() == {}

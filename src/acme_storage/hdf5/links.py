@@ -32,7 +32,7 @@ from acme_core.fileio import atomic_path, fsync_path, is_partial, remove_partial
 from acme_core.store import BaseStore, RunInfo
 from acme_storage import _layout, _trust, stacking
 from acme_storage._emergency import read_emergency, warn_pickled, write_emergency
-from acme_storage._values import named_results
+from acme_storage._values import elements, named_results
 from acme_storage.hdf5 import template as h5template
 from acme_storage.hdf5 import vds
 from acme_storage.hdf5._h5 import (
@@ -77,8 +77,12 @@ class HDF5Writer:
     """Worker side: writes ``<payload>/<fn>_<i>.h5`` atomically, or the emergency pickle."""
 
     def __init__(self, payload: str, func_name: str, collapse: bool, compression: str | None,
-                 locking: bool | None, fsync: bool = False) -> None:
+                 locking: bool | None, fsync: bool = False,
+                 slot: tuple[tuple[float, ...], int, str] | None = None) -> None:
         self.payload = payload
+        #: with ``result_shape``: (shape, stacking axis, dtype) that every call's
+        #: first value is checked against (and cast to) before anything is written
+        self.slot = slot
         self.func_name = func_name
         self.collapse = collapse
         self.compression = compression
@@ -87,7 +91,21 @@ class HDF5Writer:
         self.fsync = fsync
 
     def write(self, task_id: int, value: Any) -> str:
-        """Write call ``task_id``'s value; return the path of the file that holds it."""
+        """Write call ``task_id``'s value; return the path of the file that holds it.
+
+        Raises
+        ------
+        acme_core.errors.ResultMismatchError
+            With ``result_shape``: the value does not fit its slot (shape, or values
+            that change when cast to ``result_dtype``); nothing is written.
+        """
+        if self.slot is not None:
+            shape, dim, dtype = self.slot
+            items = elements(value)
+            if np.asarray(items[0]).dtype != object:
+                items[0] = stacking.check_slot_value(items[0], shape, dim, np.dtype(dtype))
+                value = items
+            # else: a value no array holds (a dict, None) goes to ACME's emergency pickle
         final = os.path.join(self.payload, _layout.call_name(self.func_name, task_id, ".h5"))
         emergency = os.path.join(self.payload,
                                  _layout.call_name(self.func_name, task_id, ".pickle"))
@@ -198,7 +216,7 @@ class HDF5Store(BaseStore):
         return HDF5Writer(str(self.payload), self.run.func_name,
                           collapse=self.run.result_shape is None,
                           compression=self.compression, locking=self.locking,
-                          fsync=self.fsync_calls)
+                          fsync=self.fsync_calls, slot=_slot(self.run))
 
     def existing(self) -> dict[int, Any]:
         """Task id -> path of every call's complete file (HDF5 that opens, or a whole pickle)."""
@@ -263,6 +281,14 @@ class HDF5Store(BaseStore):
             return vds.read_stacked(run_dir, manifest)
         return [_read_one(run_dir, run.func_name, i, i in run.pickled)
                 if i in run.finished else None for i in range(run.n_calls)]
+
+
+def _slot(run: RunInfo) -> tuple[tuple[float, ...], int, str] | None:
+    """What a stacked run's writer checks each call's first value against."""
+    if run.result_shape is None:
+        return None
+    assert run.stacking_dim is not None and run.result_dtype is not None
+    return run.result_shape, run.stacking_dim, str(run.result_dtype)
 
 
 def _read_one(run_dir: Path, fn: str, i: int, pickled: bool) -> Any:

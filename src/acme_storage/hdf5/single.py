@@ -63,7 +63,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from acme_core.errors import ArgumentTypeError, NoRunError, RunDirectoryError
+from acme_core.errors import NoRunError, ResultTypeError, RunDirectoryError
 from acme_core.fileio import atomic_path, fsync_path, is_partial, temporary_name
 from acme_core.manifest import from_ranges, to_ranges
 from acme_core.store import BaseStore, RunInfo
@@ -118,9 +118,9 @@ class HDF5SingleWriter:
 
         Raises
         ------
-        acme_core.errors.ArgumentTypeError
+        acme_core.errors.ResultTypeError
             HDF5 cannot hold the value (this store pickles nothing).
-        acme_core.errors.ArgumentValueError
+        acme_core.errors.ResultMismatchError
             With ``result_shape``: the value does not fit its slot.
         """
         final = _layout.call_file(Path(self.staging), self.func_name, task_id, ".h5")
@@ -140,7 +140,7 @@ class HDF5SingleWriter:
                 write_results(h5f, value, collapse)
         except Exception as exc:
             if unstorable(exc):
-                raise ArgumentTypeError(
+                raise ResultTypeError(
                     f"the return value of call {task_id} cannot be stored in HDF5 ({exc}); the "
                     f"single-file store does not pickle such values: use store='hdf5' (which "
                     f"pickles them per call) or write_pickle=True", parameter="store") from exc

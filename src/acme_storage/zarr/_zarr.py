@@ -38,6 +38,8 @@ from acme_storage import _layout
 from acme_storage._values import Named, decoded
 
 __all__ = [
+    "chunks_whole",
+    "whole_chunk_size",
     "SEPARATOR",
     "ZArray",
     "ZGroup",
@@ -144,6 +146,34 @@ def chunk_keys(path: str | os.PathLike[str]) -> set[str]:
     from zarr.storage import LocalStore
 
     return sync(_collect(LocalStore(os.fspath(path), read_only=True).list_dir("")))
+
+
+def whole_chunk_size(array: ZArray) -> int | None:
+    """The size in bytes every chunk file of ``array`` has, when it is fixed; else None.
+
+    Fixed for uncompressed, unfiltered numbers: a file of another size is one a
+    crash cut short. Compressed chunks and text have no fixed size.
+    """
+    dtype = np.dtype(array.dtype) if isinstance(array.dtype, np.dtype) else None
+    if array.compressors or array.filters or dtype is None or dtype.kind not in "biufc":
+        return None
+    return int(np.prod(array.chunks)) * dtype.itemsize
+
+
+def chunks_whole(path: str | os.PathLike[str]) -> bool:
+    """Whether every chunk file of the array at ``path`` is complete (as far as sizes tell).
+
+    No file may be empty, and with :func:`whole_chunk_size` each has that size.
+    """
+    expected = whole_chunk_size(open_array(path))
+    for directory, _dirs, files in os.walk(path):
+        for name in files:
+            if name == "zarr.json":
+                continue
+            size = os.stat(os.path.join(directory, name)).st_size
+            if size == 0 or (expected is not None and size != expected):
+                return False
+    return True
 
 
 def slot_keys(array: ZArray, stacking_dim: int, n_calls: int) -> dict[int, str]:

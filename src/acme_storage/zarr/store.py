@@ -66,7 +66,7 @@ holding ``[value]`` (the ``"hdf5"`` store's emergency pickling); the rest of the
 run stays in ``<fn>.zarr`` and ``compute()`` returns the pickle's path for that
 call. With ``result_shape`` every return value must be storable (the stacked
 array cannot hold a pickle): such a call fails with a ``TypeError``
-(:class:`acme_core.errors.ArgumentTypeError`).
+(:class:`acme_core.errors.ResultTypeError`).
 
 Modules: this one is the driver side (``prepare``, ``finalize``, reading back);
 :mod:`.writer` the worker side; :mod:`._zarr` the seam over zarr-python;
@@ -356,14 +356,15 @@ def _complete_group(group: Path) -> bool:
     for path in group.rglob("*"):
         if path.is_symlink():
             return False
-        if path.is_file() and path.stat().st_size == 0:
-            return False
         if path.name == "zarr.json":
             try:
                 json.loads(path.read_bytes())
             except ValueError:
                 return False
-    return True
+    try:
+        return all(_zarr.chunks_whole(array) for array in group.iterdir() if array.is_dir())
+    except (OSError, ValueError, KeyError, TypeError):  # metadata zarr cannot read
+        return False
 
 
 def _written_slots(root: Path, stacking_dim: int, n_calls: int) -> set[int]:
@@ -371,10 +372,17 @@ def _written_slots(root: Path, stacking_dim: int, n_calls: int) -> set[int]:
     present = _zarr.chunk_keys(root / "result_0")
     if not present:
         return set()
-    keys = _zarr.slot_keys(_zarr.open_array(root / "result_0"), stacking_dim, n_calls)
-    # an empty chunk file (a node crash before it reached the disk) is no result
+    array = _zarr.open_array(root / "result_0")
+    keys = _zarr.slot_keys(array, stacking_dim, n_calls)
+    # an empty or short chunk file (a node crash before it reached the disk) is no result
+    size = _zarr.whole_chunk_size(array)
     return {i for i, key in keys.items()
-            if key in present and os.stat(root / "result_0" / key).st_size > 0}
+            if key in present and _chunk_complete(root / "result_0" / key, size)}
+
+
+def _chunk_complete(path: Path, size: int | None) -> bool:
+    actual = os.stat(path).st_size
+    return actual == size if size is not None else actual > 0
 
 
 def _extended(root: Path) -> set[int]:

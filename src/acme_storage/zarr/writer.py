@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from acme_core.errors import ArgumentTypeError
+from acme_core.errors import ResultTypeError
 from acme_storage import _layout, stacking
 from acme_storage._emergency import warn_pickled, write_emergency
 from acme_storage._values import elements, named_results
@@ -66,7 +66,7 @@ class ZarrWriter:
 
         Raises
         ------
-        acme_core.errors.ArgumentValueError, acme_core.errors.ArgumentTypeError
+        acme_core.errors.ResultMismatchError, acme_core.errors.ResultTypeError
             With ``result_shape``: the value does not fit its slot, or zarr cannot
             hold one of its values.
         """
@@ -99,7 +99,7 @@ class ZarrWriter:
         data = stacking.check_slot_value(items[0], shape, dim, dtype)
         extras, why = storables(named_results(items, collapse=False)[1:])
         if why is not None:
-            raise ArgumentTypeError(
+            raise ResultTypeError(
                 f"call {task_id} returned a value zarr cannot hold ({why}); with "
                 f"`result_shape` every return value must be an array, number or string (no "
                 f"pickling into a stacked result)", parameter="result_shape")
