@@ -18,6 +18,7 @@ from typing import Any
 
 from acme_core._acme_flags import TASK_ID_STORE_OPTIONS, Flags
 from acme_core.errors import (
+    ArgumentError,
     ArgumentTypeError,
     ArgumentValueError,
     check_requirements,
@@ -68,8 +69,10 @@ def check_options(cls: Any, options: dict[str, Any], parameter: str) -> None:
         if isinstance(cls, ChecksOptions):
             cls.check_options(options)
     except (TypeError, ValueError) as exc:  # the class's own ArgumentErrors included
+        # the keyword the class named (``partition``), else the dict it came in
+        named = getattr(exc, "parameter", None) if isinstance(exc, ArgumentError) else None
         raise ArgumentValueError(f"`{parameter}` {options!r} do not fit {cls.__name__}: {exc}",
-                                 parameter=parameter) from None
+                                 parameter=named or parameter) from None
 
 
 def resolve_store(store: Any, flags: Flags, store_options: dict[str, Any],
@@ -98,7 +101,11 @@ def resolve_store(store: Any, flags: Flags, store_options: dict[str, Any],
 
 def _instantiate(cls: Any, options: dict[str, Any]) -> Any:
     check_options(cls, options, "store_options")
-    return cls(**options)
+    try:
+        return cls(**options)
+    except ArgumentError as exc:  # the store's own check of an option's value
+        raise type(exc)(f"`store_options` {options!r} do not fit {cls.__name__}: {exc}",
+                        parameter=exc.parameter or "store_options") from None
 
 
 @dataclass

@@ -19,10 +19,11 @@ Optional capabilities
 ---------------------
 A store class may also define
 
-* ``check_run(cls, run: RunInfo) -> None`` (a class method, :class:`ChecksRun`):
-  refuse, before anything is written or started, a run the store could not
-  hold: a ``result_shape``/``result_dtype`` its format has no equivalent for, a
-  run directory holding files of another run. It raises an
+* ``check_run(run: RunInfo) -> None`` (:class:`ChecksRun`; a class method, or a
+  method when the store's options matter): refuse, before anything is written
+  or started, a run the store could not hold: a ``result_shape``/``result_dtype``
+  its format has no equivalent for, options that do not fit them, a run
+  directory holding files of another run. It raises an
   :class:`~acme_core.errors.ArgumentError` naming the keyword. ``ParallelMap``
   calls it at construction, after the store's options were checked and before
   the run directory is created; ``run.output_dir`` is None for a run directory

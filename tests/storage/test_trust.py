@@ -24,6 +24,7 @@ import pytest
 
 from acme_core import ParallelMap, ParallelMapError, open_results
 from acme_core.errors import (
+    ArgumentError,
     ArgumentValueError,
     ManifestError,
     ResultMismatchError,
@@ -375,3 +376,63 @@ def test_a_result_mismatch_travels_between_processes():
     assert type(again) is ResultMismatchError and again.parameter == "result_dtype"
     typed = pickle.loads(pickle.dumps(ResultTypeError("no", parameter="store")))
     assert isinstance(typed, TypeError) and isinstance(typed, ValueError)
+
+
+# -- items 12, 13: every keyword and store option checked before anything is written -------
+@pytest.mark.parametrize("keywords, parameter", [
+    ({"result_shape": (None, 1e300)}, "result_shape"),
+    ({"result_shape": (None, 3), "result_dtype": "object"}, "result_dtype"),
+    ({"result_shape": (None, 3), "result_dtype": "U10"}, "result_dtype"),
+    ({"result_shape": (None, 3), "result_dtype": "datetime64[s]"}, "result_dtype"),
+    ({"result_shape": (None, 3), "result_dtype": "complex128"}, "result_dtype"),
+    ({"result_shape": (None, 3), "result_dtype": "complex128", "single_file": True},
+     "result_dtype"),
+    ({"result_shape": (None, 3), "result_dtype": "U10", "write_worker_results": False},
+     "result_dtype"),
+    ({"result_shape": (None, 3), "result_dtype": "float128", "store": "zarr"}, "result_dtype"),
+    ({"result_shape": (None, 3), "result_dtype": "V8", "store": "zarr"}, "result_dtype"),
+    ({"result_shape": (None, 3), "store": "zarr", "store_options": {"chunks": (1, 2)}},
+     "store_options"),
+    ({"store_options": {"locking": "yes"}}, "store_options"),
+    ({"store_options": {"locking": "yes"}, "single_file": True}, "store_options"),
+    ({"store_options": {"compression": "bogus"}}, "store_options"),
+    ({"store": "pickle", "store_options": {"protocol": 99}}, "store_options"),
+    ({"store": "pickle", "store_options": {"protocol": True}}, "store_options"),
+])
+def test_a_run_the_store_cannot_hold_is_refused_before_anything_is_written(in_tmp, keywords,
+                                                                          parameter):
+    out = in_tmp / "run"
+    with pytest.raises(ArgumentError) as info:
+        ParallelMap(triple, [1, 2], output_dir=str(out), backend=Threads, logfile=False,
+                    **keywords)
+    assert info.value.parameter == parameter
+    assert f"`{parameter}`" in str(info.value) or parameter in str(info.value)
+    assert not out.exists() and os.listdir(in_tmp) == []
+
+
+def test_complex_numbers_stack_on_zarr_and_in_memory(in_tmp):
+    values = [np.array([1 + 2j]), np.array([3j])]
+    got = stacked_run(in_tmp, "memory", values, (None, 1), "complex128")
+    assert got[:, 0].tolist() == [1 + 2j, 3j]
+    stacked_run(in_tmp, "zarr", values, (None, 1), "complex128")
+    assert open_results(in_tmp / "run")[:, 0].tolist() == [1 + 2j, 3j]
+
+
+@pytest.mark.parametrize("scheduler", [pytest.param("slurm", marks=pytest.mark.slurm),
+                                       pytest.param("sge", marks=pytest.mark.sge)])
+@pytest.mark.parametrize("keywords, parameter", [({"partition": "no-such-queue"}, "partition"),
+                                                 ({"mem_per_worker": "5000GB"},
+                                                  "mem_per_worker")])
+def test_queue_and_memory_are_checked_before_the_run_directory_exists(in_tmp, scheduler,
+                                                                       keywords, parameter):
+    from jobqueue_util import sge_status, slurm_status
+
+    running, why = (slurm_status if scheduler == "slurm" else sge_status)()
+    if not running:
+        pytest.skip(why)
+    out = in_tmp / "run"
+    with pytest.raises(ArgumentError) as info:
+        ParallelMap(triple, [1, 2], output_dir=str(out), backend=scheduler, logfile=False,
+                    **keywords)
+    assert info.value.parameter == parameter
+    assert not out.exists()

@@ -123,6 +123,10 @@ class JobQueueExecutor(DaskClientExecutor):
         request = JobQueueRequest.from_keywords(options)
         check_jobqueue_keywords(cls, request.extra)
         check_scalars(cls, request)
+        if cls.cli.available():
+            # the queue and the memory against the scheduler too, before the run directory
+            # exists (without its tools here, the executor says so when it starts)
+            resolve(cls, **options)
 
     @classmethod
     def planned_workers(cls, options: Mapping[str, Any]) -> int | None:

@@ -174,16 +174,19 @@ class ZarrStore(BaseStore):
         return (f"{type(self).__name__}(compression={self.compression!r}, "
                 f"chunks={self.chunks!r})")
 
-    @classmethod
-    def check_run(cls, run: RunInfo) -> None:
-        """Refuse a ``result_dtype`` zarr v3 has no data type for, or another run's files.
+    def check_run(self, run: RunInfo) -> None:
+        """Refuse a ``result_dtype`` zarr v3 has no data type for, ``chunks`` that do not
+        fit ``result_shape``, or another run's files in ``output_dir``.
 
         Raises
         ------
         acme_core.errors.ArgumentValueError
-            ``parameter="result_dtype"`` or ``"output_dir"``.
+            ``parameter="result_dtype"``, ``"store_options"`` or ``"output_dir"``.
         """
-        stacking.check_result_dtype(run, cls.name, max_itemsize={"f": 8, "c": 16})
+        stacking.check_result_dtype(run, self.name, max_itemsize={"f": 8, "c": 16})
+        if run.result_shape is not None and run.result_dtype is not None:
+            assert run.stacking_dim is not None
+            self._stacked_layout(run.result_shape, run.stacking_dim, run.result_dtype)
         if not run.resume:
             fn = run.func_name
             _trust.refuse_leftovers(run.output_dir, [_layout.container(Path(), fn, ".zarr").name],
@@ -233,7 +236,8 @@ class ZarrStore(BaseStore):
         if self.chunks is not None:
             if len(self.chunks) != len(per_call):
                 raise ArgumentValueError(
-                    f"`chunks` {self.chunks} has to have one entry per axis of one call's result "
+                    f"`store_options`: `chunks` {self.chunks} has to have one entry per axis of "
+                    f"one call's result "
                     f"({len(per_call)}: `result_shape` without the stacking axis)",
                     parameter="store_options")
             per_call = list(self.chunks)
