@@ -64,8 +64,15 @@ def named_results(value: Any, collapse: bool) -> list[Named]:
     return [Named(result_name(k), item, isinstance(item, str)) for k, item in enumerate(items)]
 
 
-def decoded(value: Any) -> Any:
-    """A value read back from HDF5 or zarr, with text as ``str`` (arrays of it of object dtype)."""
+def decoded(value: Any, text: bool = True) -> Any:
+    """A value read back from HDF5 or zarr, with text as ``str`` (arrays of it of object dtype).
+
+    ``text`` says whether the dataset holds text (written from ``str``): only then
+    are bytes decoded. A ``bytes`` result (any bytes, not necessarily UTF-8) comes
+    back as ``bytes``, an array of them as it was stored.
+    """
+    if not text:
+        return bytes(value) if isinstance(value, np.bytes_) else value
     if isinstance(value, bytes):  # h5py: a scalar string
         return value.decode()
     if not isinstance(value, np.ndarray) or value.dtype.kind not in "TUO":

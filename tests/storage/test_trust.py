@@ -436,3 +436,28 @@ def test_queue_and_memory_are_checked_before_the_run_directory_exists(in_tmp, sc
                     **keywords)
     assert info.value.parameter == parameter
     assert not out.exists()
+
+
+# -- item 7: bytes that are not UTF-8, strings holding NUL ---------------------------------
+ODD = [b"\xff\xfe\x00raw", "a\x00b", np.array([b"\xff", b"ok"]), (b"\x80", "text")]
+
+
+@pytest.mark.parametrize("store", ["hdf5", "zarr", "hdf5-single"])
+def test_non_utf8_bytes_and_nul_strings_read_back(in_tmp, store):
+    out = in_tmp / "run"
+    if store == "hdf5-single":  # it pickles nothing: the NUL string fails its call alone
+        with pytest.raises(ParallelMapError) as info:
+            run(out, func=returns(ODD), store=store)
+        assert set(info.value.failed) == {1}
+        assert isinstance(info.value.failed[1], ResultTypeError)
+    else:
+        run(out, func=returns(ODD), store=store)
+    got = open_results(out)
+    assert got[0] == b"\xff\xfe\x00raw"
+    assert got[2].tolist() == [b"\xff", b"ok"]
+    assert got[3] == (b"\x80", "text")
+    if store != "hdf5-single":
+        assert np.ravel(got[1])[0] == "a\x00b"
+    cli = subprocess.run([sys.executable, "-m", "acme_core.cli", "results", str(out)],
+                         capture_output=True, text=True, timeout=120)
+    assert "UnicodeDecodeError" not in cli.stderr + cli.stdout

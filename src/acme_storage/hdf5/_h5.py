@@ -29,6 +29,7 @@ __all__ = [
     "open_file",
     "opens",
     "read_call",
+    "read_dataset",
     "read_extras",
     "unstorable",
     "write_results",
@@ -39,7 +40,9 @@ H5Group: TypeAlias = Any
 
 # h5py's messages for values without an HDF5 equivalent (ACME's trigger texts)
 _UNSTORABLE = ("has no native HDF5 equivalent", "One of data, shape or dtype must be specified",
-               "Object dtype", "No conversion path")
+               "Object dtype", "No conversion path",
+               # a str holding "\x00": HDF5's strings end at the first NUL
+               "do not support embedded NULLs")
 
 _H5PY: Any = None
 
@@ -127,12 +130,18 @@ def write_results(group: H5Group, value: Any, collapse: bool,
         group.create_dataset(name, data=array, **kwargs)
 
 
+def read_dataset(dataset: H5Group) -> Any:
+    """A dataset's value; text (written from ``str``: UTF-8 strings) as ``str``, bytes as bytes."""
+    info = h5py().check_string_dtype(dataset.dtype)
+    return decoded(dataset[()], text=info is not None and info.encoding == "utf-8")
+
+
 def read_call(group: H5Group) -> Any:
     """A call's datasets as one value (a single ``result_0``) or a tuple in result order."""
-    values = [decoded(group[k][()]) for k in _layout.result_keys(group)]
+    values = [read_dataset(group[k]) for k in _layout.result_keys(group)]
     return values[0] if len(values) == 1 else tuple(values)
 
 
 def read_extras(group: H5Group) -> list[Any]:
     """A call's extra return values (``result_1``, ``result_2``, ...) in result order."""
-    return [decoded(group[k][()]) for k in _layout.result_keys(group, extras_only=True)]
+    return [read_dataset(group[k]) for k in _layout.result_keys(group, extras_only=True)]

@@ -263,11 +263,15 @@ def _replace_dir(tmp: Path, final: Path) -> None:
 
 def read_call(group: ZGroup) -> Any:
     """A call's arrays as one value (a single ``result_0``) or a tuple in result order."""
-    values = [decoded(group[k][...]) for k in _layout.result_keys(group.array_keys())]
+    values = [_read(group[k]) for k in _layout.result_keys(group.array_keys())]
     return values[0] if len(values) == 1 else tuple(values)
 
 
 def read_extras(group: ZGroup) -> list[Any]:
     """A call's extra return values (``result_1``, ...) in result order."""
-    return [decoded(group[k][...])
-            for k in _layout.result_keys(group.array_keys(), extras_only=True)]
+    return [_read(group[k]) for k in _layout.result_keys(group.array_keys(), extras_only=True)]
+
+
+def _read(array: ZArray) -> Any:
+    """An array's value; text as ``str``, bytes (zarr's fixed-length bytes) as bytes."""
+    return decoded(array[...], text=np.dtype(array.dtype).kind not in "SV")
