@@ -75,7 +75,15 @@ def _path_or_none(value: Any, name: str, what: str) -> Path | None:
     if not os.fspath(value):  # "" would silently mean the current directory
         raise ArgumentValueError(f"`{name}` is empty; give a directory (\".\" for the current "
                                  "one) or None", parameter=name)
+    _refuse_nul(value, name)
     return Path(os.path.abspath(os.path.expanduser(os.fspath(value))))
+
+
+def _refuse_nul(value: str | os.PathLike[str], name: str) -> None:
+    """No file name holds a NUL character (the OS would refuse it naming nothing)."""
+    if "\x00" in str(os.fspath(value)):
+        raise ArgumentValueError(f"`{name}` {str(os.fspath(value))!r} holds a NUL character, "
+                                 "which no file name can hold", parameter=name)
 
 
 def _validate_verbose(verbose: Any) -> bool | None:
@@ -92,6 +100,7 @@ def _validate_logfile(logfile: Any) -> bool | Path | None:
     if not isinstance(logfile, (str, os.PathLike)):
         raise ArgumentTypeError(f"`logfile` has to be `None`, `True`, `False` or a valid "
                                 f"file-name, not {type(logfile)}", parameter="logfile")
+    _refuse_nul(logfile, "logfile")
     path = Path(os.path.abspath(os.path.expanduser(os.fspath(logfile))))
     if path.is_dir():
         raise RunDirectoryError("`logfile` has to be `None`, `True`, `False` or a valid "
