@@ -167,3 +167,24 @@ def test_many_kinds_of_results_from_several_threads(tmp_path):
     for k in range(4 * n_kinds):
         with h5py.File(tmp_path / f"f_{k}.h5", "r") as h5f:
             np.testing.assert_array_equal(h5f["result_0"][()], value(k))
+
+
+@pytest.mark.parametrize("dtype", [">f8", ">i4", "<f8", ">c16"])
+def test_a_0d_number_of_either_byte_order_takes_the_template_without_a_warning(tmp_path, caplog,
+                                                                               dtype):
+    """Issue 14, item 17: h5py reads a 0-d dataset back in native byte order, which the
+    template's first-file check took for a mismatch (a false warning, and h5py after it)."""
+    from acme_core.store import RunInfo
+    from acme_storage.hdf5 import HDF5Store
+
+    store = HDF5Store()
+    store.prepare(RunInfo("f", 3, tmp_path))
+    writer = store.writer()
+    with caplog.at_level(logging.WARNING, logger="acme"):
+        for i in range(3):
+            writer.write(i, np.array(i + 0.5 if dtype[1] in "fc" else i, dtype=dtype))
+    assert "did not read back" not in caplog.text
+    for i in range(3):
+        with h5py.File(tmp_path / "f_payload" / f"f_{i}.h5", "r") as h5f:
+            assert h5f["result_0"].dtype == np.dtype(dtype)
+            assert h5f["result_0"][()] == (i + 0.5 if dtype[1] in "fc" else i)

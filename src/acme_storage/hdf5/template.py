@@ -133,7 +133,10 @@ def matches(h5py: Any, path: str, names: list[str], arrays: list[np.ndarray]) ->
             if sorted(h5f.keys()) != sorted(names):
                 return False
             for name, expected in zip(names, arrays, strict=True):
-                got = np.asarray(h5f[name][()])
+                dataset = h5f[name]
+                # h5py reads a 0-d dataset as a numpy scalar in native byte order: compare
+                # in the dataset's own dtype (a big-endian number read back is no mismatch)
+                got = np.asarray(dataset[()], dtype=dataset.dtype)
                 if got.dtype != expected.dtype or got.shape != expected.shape:
                     return False
                 if got.tobytes() != expected.tobytes():
