@@ -104,3 +104,40 @@ def test_local_cluster_dashboard_binds_to_localhost():
         assert urlparse(client.dashboard_link).hostname == "127.0.0.1"
     finally:
         cluster_cleanup(client)
+
+
+@pytest.mark.slurm
+@pytest.mark.skipif(not RUNNING, reason=WHY)
+def test_worker_http_server_binds_to_localhost(tls_cluster):
+    """Before: every worker answered /health, /metrics and /sitemap.json on 0.0.0.0 without TLS."""
+    import psutil
+
+    client, _ = tls_cluster
+    for worker in client.scheduler_info()["workers"].values():
+        assert worker["services"]  # the worker reports its HTTP port ("dashboard")
+        port = worker["services"]["dashboard"]
+        bound = [c.laddr.ip for c in psutil.net_connections("tcp")
+                 if c.status == psutil.CONN_LISTEN and c.laddr.port == port]
+        assert bound and all(ip == "127.0.0.1" for ip in bound), bound
+
+
+def test_job_scripts_bind_the_workers_http_server_to_localhost(tmp_path):
+    """The worker command line of every job-queue kind, without a scheduler."""
+    from acme_backends.jobqueue import executor as jq
+    from acme_backends.jobqueue._djq_hooks import cluster_classes
+    from acme_backends.jobqueue.settings import JobQueueSettings
+    from acme_backends.jobqueue.startup import WORKER_HTTP_ADDRESS, cluster_keywords
+
+    fields = {name: None for name in JobQueueSettings.__dataclass_fields__}
+    for kind in (jq.SlurmExecutor, jq.SgeExecutor, jq.PbsExecutor):
+        settings = JobQueueSettings(**{**fields, "security": False, "job_extra": (),
+                                       "extra": {}, "cores": 1, "processes": 1,
+                                       "memory": "1GB", "memory_mib": 954})
+        _, job_cls = cluster_classes(kind)
+        args = cluster_keywords(kind, settings, tmp_path, job_cls)["worker_extra_args"]
+        assert args[-2:] == ["--dashboard-address", WORKER_HTTP_ADDRESS]
+        mine = {**settings.__dict__, "extra": {"worker_extra_args": ["--dashboard-address",
+                                                                    "0.0.0.0:8788"]}}
+        args = cluster_keywords(kind, JobQueueSettings(**mine), tmp_path,
+                                job_cls)["worker_extra_args"]
+        assert args == ["--dashboard-address", "0.0.0.0:8788"]  # the user's choice stands

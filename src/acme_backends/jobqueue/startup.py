@@ -35,6 +35,7 @@ from acme_core.prompts import ask
 __all__ = [
     "KEEP_WAITING",
     "PENDING_REASONS",
+    "WORKER_HTTP_ADDRESS",
     "ask",
     "cluster_keywords",
     "default_log_directory",
@@ -123,6 +124,10 @@ def reusable_client(kind: JobQueueKind) -> Any:
     return client
 
 
+#: where a job-queue worker's HTTP server listens (``worker_extra_args`` may say otherwise)
+WORKER_HTTP_ADDRESS = "127.0.0.1:0"
+
+
 def cluster_keywords(kind: JobQueueKind, settings: JobQueueSettings, log_dir: Path,
                      job_cls: type[Any]) -> dict[str, Any]:
     """The keywords of dask-jobqueue's cluster class for ``settings``."""
@@ -142,6 +147,12 @@ def cluster_keywords(kind: JobQueueKind, settings: JobQueueSettings, log_dir: Pa
     scheduler_options.update(extra.pop("scheduler_options", None) or {})
     if settings.host is not None:
         scheduler_options["host"] = settings.host
+    worker_args = list(extra.pop("worker_extra_args", None) or dask.config.get(
+        f"jobqueue.{kind.config_name}.worker-extra-args", None) or [])
+    if not any(str(arg).startswith("--dashboard-address") for arg in worker_args):
+        # a worker's HTTP server (/health, /metrics, /sitemap.json) would answer anybody
+        # who reaches its node, without TLS: this node only, like the scheduler's dashboard
+        worker_args += ["--dashboard-address", WORKER_HTTP_ADDRESS]
     skip = list(extra.pop("job_directives_skip", None) or [])
     if settings.walltime is None and kind.walltime_directive:
         skip.append(kind.walltime_directive)  # the partition's own limit applies (ACME)
@@ -154,6 +165,7 @@ def cluster_keywords(kind: JobQueueKind, settings: JobQueueSettings, log_dir: Pa
         "cores": settings.cores, "memory": settings.memory, "processes": settings.processes,
         "log_directory": str(log_dir), "job_extra_directives": list(settings.job_extra),
         "job_directives_skip": skip, "scheduler_options": scheduler_options,
+        "worker_extra_args": worker_args,
         "python": sys.executable, "job_cls": job_cls,
         **{key: value for key, value in optional.items() if value is not None},
         **extra,
