@@ -13,6 +13,8 @@ module                     what it holds
 :mod:`.stacking`           ``result_shape`` for every format: slots, masks, extras
 :mod:`._layout`            every file, group and dataset name of ACME's layout
 :mod:`._values`            ACME's element and collapse rules, read-back decoding
+:mod:`._trust`             what readers trust: checked manifests, confined names,
+                           complete files, no other run's leftovers
 :mod:`._emergency`         the pickle fallback of the HDF5 and zarr stores
 :mod:`.plugin`             the hook implementation
 =========================  ======================================================

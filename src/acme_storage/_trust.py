@@ -14,7 +14,7 @@ The rules are :mod:`acme_core.run_directory`'s, applied to the stores' files:
 * a fresh run refuses a directory holding result files of its function that no
   manifest lists (:func:`refuse_leftovers`): they belong to another run.
 
-Nothing here imports h5py or zarr at module level.
+Nothing here imports h5py or zarr.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 from acme_core.errors import ArgumentValueError
 from acme_core.manifest import check_manifest, from_ranges
 from acme_core.run_directory import confined
+from acme_storage._layout import task_id_of
 
 __all__ = ["Listed", "inside", "listed", "refuse_leftovers", "whole_pickle"]
 
@@ -95,8 +96,6 @@ def refuse_leftovers(out: Path | None, names: Iterable[str], func_name: str,
     """
     if out is None or not out.is_dir():
         return
-    from acme_storage._layout import task_id_of
-
     # an empty directory holds nothing of another run
     found = [name for name in names if os.path.lexists(out / name)
              and not ((out / name).is_dir() and not os.listdir(out / name))]

@@ -50,6 +50,10 @@ __all__ = [
 ]
 
 
+#: the dtype kinds a stacked result may have: bool, integers, floats, complex numbers
+NUMERIC_KINDS = "biufc"
+
+
 def slot(stacking_dim: int, ndim: int, i: int) -> tuple[Any, ...]:
     """Index of call ``i`` in the stacked array."""
     index: list[Any] = [slice(None)] * ndim
@@ -143,10 +147,6 @@ def cast_losslessly(data: np.ndarray[Any, Any], dtype: np.dtype[Any]) -> np.ndar
                                   f"{dtype}: its values change when cast (out of range, "
                                   "a fraction or NaN cut off)", parameter="result_dtype")
     return cast
-
-
-#: the dtype kinds a stacked result may have: bool, integers, floats, complex numbers
-NUMERIC_KINDS = "biufc"
 
 
 def check_result_dtype(run: RunInfo, store: str, kinds: str = NUMERIC_KINDS,
