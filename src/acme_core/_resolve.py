@@ -12,12 +12,13 @@ from __future__ import annotations
 import concurrent.futures
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from acme_core._acme_flags import TASK_ID_STORE_OPTIONS, Flags
 from acme_core.errors import (
+    ArgumentError,
     ArgumentTypeError,
     ArgumentValueError,
     check_requirements,
@@ -51,10 +52,13 @@ def accepted_options(cls: Any, candidates: dict[str, Any]) -> dict[str, Any]:
             if k in params and params[k].kind is not params[k].VAR_KEYWORD}
 
 
-def check_options(cls: Any, options: dict[str, Any], parameter: str) -> None:
+def check_options(cls: Any, options: dict[str, Any], parameter: str,
+                  top_level: Iterable[str] = ()) -> None:
     """Fail early (before anything starts) when ``cls`` cannot take ``options``.
 
-    Also checks the optional dependencies the class declares (``requires``).
+    Also checks the optional dependencies the class declares (``requires``). An
+    error naming one of ``top_level`` (options the user gave as ParallelMap's own
+    keywords, e.g. ``resources``) is raised as it is: it names that keyword.
     """
     kind = "store" if parameter == "store_options" else "backend"
     check_requirements(cls, f"The {kind} {executor_info(cls).name!r}")
@@ -68,6 +72,8 @@ def check_options(cls: Any, options: dict[str, Any], parameter: str) -> None:
         if isinstance(cls, ChecksOptions):
             cls.check_options(options)
     except (TypeError, ValueError) as exc:  # the class's own ArgumentErrors included
+        if isinstance(exc, ArgumentError) and exc.parameter in set(top_level):
+            raise
         raise ArgumentValueError(f"`{parameter}` {options!r} do not fit {cls.__name__}: {exc}",
                                  parameter=parameter) from None
 
@@ -176,7 +182,8 @@ def resolve_backend(backend: Any, backend_options: dict[str, Any],
     _refuse_requests({k: v for k, v in requests.items() if k not in honoured},
                      f"the backend {executor_info(cls).name!r}")
     plan = BackendPlan(cls, preset=preset, backend_options={**honoured, **backend_options})
-    check_options(cls, plan.options(cluster_keywords), "backend_options")
+    check_options(cls, plan.options(cluster_keywords), "backend_options",
+                  top_level=set(honoured) - set(backend_options))
     if plan.starts_local_processes:
         check_main_guard()
     return plan
