@@ -12,7 +12,7 @@ from __future__ import annotations
 import concurrent.futures
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,10 +52,13 @@ def accepted_options(cls: Any, candidates: dict[str, Any]) -> dict[str, Any]:
             if k in params and params[k].kind is not params[k].VAR_KEYWORD}
 
 
-def check_options(cls: Any, options: dict[str, Any], parameter: str) -> None:
+def check_options(cls: Any, options: dict[str, Any], parameter: str,
+                  top_level: Iterable[str] = ()) -> None:
     """Fail early (before anything starts) when ``cls`` cannot take ``options``.
 
-    Also checks the optional dependencies the class declares (``requires``).
+    Also checks the optional dependencies the class declares (``requires``). An
+    error naming one of ``top_level`` (options the user gave as ParallelMap's own
+    keywords, e.g. ``resources``) is raised as it is: it names that keyword.
     """
     kind = "store" if parameter == "store_options" else "backend"
     check_requirements(cls, f"The {kind} {executor_info(cls).name!r}")
@@ -69,10 +72,10 @@ def check_options(cls: Any, options: dict[str, Any], parameter: str) -> None:
         if isinstance(cls, ChecksOptions):
             cls.check_options(options)
     except (TypeError, ValueError) as exc:  # the class's own ArgumentErrors included
-        # the keyword the class named (``partition``), else the dict it came in
-        named = getattr(exc, "parameter", None) if isinstance(exc, ArgumentError) else None
+        if isinstance(exc, ArgumentError) and exc.parameter in set(top_level):
+            raise
         raise ArgumentValueError(f"`{parameter}` {options!r} do not fit {cls.__name__}: {exc}",
-                                 parameter=named or parameter) from None
+                                 parameter=parameter) from None
 
 
 def resolve_store(store: Any, flags: Flags, store_options: dict[str, Any],
@@ -183,7 +186,8 @@ def resolve_backend(backend: Any, backend_options: dict[str, Any],
     _refuse_requests({k: v for k, v in requests.items() if k not in honoured},
                      f"the backend {executor_info(cls).name!r}")
     plan = BackendPlan(cls, preset=preset, backend_options={**honoured, **backend_options})
-    check_options(cls, plan.options(cluster_keywords), "backend_options")
+    check_options(cls, plan.options(cluster_keywords), "backend_options",
+                  top_level=set(honoured) - set(backend_options))
     if plan.starts_local_processes:
         check_main_guard()
     return plan

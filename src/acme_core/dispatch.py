@@ -35,11 +35,14 @@ import contextlib
 import logging
 import math
 import queue
+import re
+import signal
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from acme_core._escalation import MemoryEscalation
 from acme_core._format import format_duration, format_id_ranges
 from acme_core._stragglers import Stragglers
 from acme_core._workers import WorkerWatch
@@ -55,7 +58,7 @@ from acme_core.executor import (
 )
 from acme_core.task import CallOutcome, ChunkResult, _portable
 
-__all__ = ["CHUNK_BUDGET_SECONDS", "LOST_WORKER_RESUBMITS", "MAX_CHUNK_CALLS",
+__all__ = ["CHUNK_BUDGET_SECONDS", "KILLED_WORKER_RESUBMITS", "LOST_WORKER_RESUBMITS", "MAX_CHUNK_CALLS",
            "PENDING_PER_WORKER", "TARGET_CHUNK_SECONDS", "UNMEASURED_CHUNK_CALLS", "Dispatcher",
            "TaskContext", "worker_was_lost"]
 
@@ -87,6 +90,22 @@ PENDING_PER_WORKER = 4
 # more even with retries=0 (its worker may have died of something else), then it fails:
 # it kills its worker. (dask itself already retries a task whose worker died.)
 LOST_WORKER_RESUBMITS = 1
+
+#: ... unless its worker was killed from outside (SIGKILL or SIGTERM, or no cause known:
+#: an administrator, the kernel's OOM killer, a node failure, a cancelled job), which
+#: says little about the call: then it runs up to this many times more. (A soak with a
+#: worker SIGKILLed every second on a busy machine killed one call's worker 4 times.)
+KILLED_WORKER_RESUBMITS = 3
+
+_OUTSIDE_SIGNALS = (signal.SIGKILL, signal.SIGTERM)
+
+
+def _killed_from_outside(cause: str | None) -> bool:
+    """Whether a lost worker's cause (``"... killed by signal 9"``) points outside the call."""
+    if cause is None:
+        return True
+    found = re.search(r"killed by signal (\d+)", cause)
+    return found is not None and int(found.group(1)) in _OUTSIDE_SIGNALS
 
 
 def worker_was_lost(executor: Any, exc: BaseException) -> bool:
@@ -157,6 +176,8 @@ class Dispatcher:
         self.retried: dict[int, int] = {}
         #: calls of chunks whose worker died: they run one per task from now on
         self.isolated: set[int] = set()
+        #: calls whose worker was last killed from outside (KILLED_WORKER_RESUBMITS apply)
+        self.killed: set[int] = set()
         self.events: queue.Queue[tuple[Any, list[int]]] = queue.Queue()
         self.pending: dict[Any, list[int]] = {}
         #: calls submitted and not yet back (queued on or running on a worker)
@@ -164,6 +185,8 @@ class Dispatcher:
         #: seconds per call measured in the last chunk that came back (None: not yet)
         self.per_call: float | None = None
         self._handle: Any = None
+        #: calls that exceeded their worker's memory, on bigger workers (retry_memory_factor)
+        self.escalation = MemoryEscalation(executor, context)
 
     def _update_workers(self, count: int | None) -> None:
         """Size the window from the number of workers (jobs may come and go)."""
@@ -198,13 +221,19 @@ class Dispatcher:
         todo = self.todo
         budget = CHUNK_BUDGET_SECONDS if self.fixed_chunk is None else None
         while todo and len(self.pending) < self.max_pending:
-            n = min(self.chunk_size(), len(todo))
-            ids = [todo.popleft() for _ in range(n)]
-            chunk = self.dist.chunk(ids, budget)
-            chunk.timeout = self.timeout
-            future = self.executor.submit(run_chunk, self._handle, chunk)
+            if todo[0] in self.escalation.level:  # it needs a worker with more memory
+                ids = [todo.popleft()]
+                chunk = self.dist.chunk(ids, None)
+                chunk.timeout = self.timeout
+                future = self.escalation.submit(ids[0], chunk)
+            else:
+                n = min(self.chunk_size(), len(todo))
+                ids = [todo.popleft() for _ in range(n)]
+                chunk = self.dist.chunk(ids, budget)
+                chunk.timeout = self.timeout
+                future = self.executor.submit(run_chunk, self._handle, chunk)
             self.pending[future] = ids
-            self.in_flight += n
+            self.in_flight += len(ids)
             self.stragglers.left(future, ids)
             future.add_done_callback(lambda f, ids=ids: self.events.put((f, ids)))
 
@@ -312,7 +341,8 @@ class Dispatcher:
     # -- collection ----------------------------------------------------------
     def _collect(self, answer: tuple[bool, Any], ids: list[int], key: Any = None) -> None:
         ok, value = answer
-        result: ChunkResult | None = value if ok else self._lost(value, ids)
+        runner = self.escalation.ran_on.pop(key, self.executor)
+        result: ChunkResult | None = value if ok else self._lost(value, ids, runner)
         per_call = None
         if result is not None and result.ok_ids:
             per_call = result.seconds / len(result.ok_ids)
@@ -339,11 +369,12 @@ class Dispatcher:
                 continue
             self.on_outcome(outcome)
 
-    def _lost(self, exc: BaseException, ids: list[int]) -> ChunkResult | None:
-        """A whole task failed (worker died, context lost, unpicklable, ...).
+    def _lost(self, exc: BaseException, ids: list[int], runner: Any) -> ChunkResult | None:
+        """A whole task failed (worker died, context lost, unpicklable, ...) on ``runner``.
 
         Calls of a lost worker's chunk run again one by one (None: nothing to record
-        yet), so that a call that kills its worker is found and fails alone.
+        yet), so that a call that kills its worker is found and fails alone; such a
+        call that exceeded its worker's memory runs again with more where it can.
         """
         lost = worker_was_lost(self.executor, exc) or self._context_lost()
         if lost and len(ids) > 1:
@@ -352,10 +383,17 @@ class Dispatcher:
             self.isolated.update(ids)
             self.todo.extendleft(reversed(ids))
             return None
+        if lost and self.escalation.escalate(exc, ids[0]):
+            self.todo.appendleft(ids[0])
+            return None
         error: BaseException = _portable(exc)
         text = f"{type(exc).__name__}: {exc}"
         if lost:
-            cause = self._cause(exc)
+            cause = self._cause(exc, runner)
+            if _killed_from_outside(cause):
+                self.killed.add(ids[0])
+            else:
+                self.killed.discard(ids[0])
             error = WorkerLostError(f"the worker running call {ids[0]} died while the call ran "
                                     f"alone{f' ({cause})' if cause else ''}: {text}")
             text = str(error)
@@ -363,11 +401,12 @@ class Dispatcher:
                   for i in ids]
         return ChunkResult([], [], failed)
 
-    def _cause(self, exc: BaseException) -> str | None:
-        if not isinstance(self.executor, ExplainsLostWorkers):
+    @staticmethod
+    def _cause(exc: BaseException, runner: Any) -> str | None:
+        if not isinstance(runner, ExplainsLostWorkers):
             return None
         try:
-            return self.executor.lost_worker_cause(exc)
+            return runner.lost_worker_cause(exc)
         except Exception as err:  # the explanation is a courtesy, never a new failure
             log.debug("could not tell why the worker died: %s", err)
             return None
@@ -401,7 +440,11 @@ class Dispatcher:
         if outcome.binding_error:  # wrong arguments fail the same way every time
             return False
         attempt = self.attempt(outcome.task_id)
-        allowed = max(self.retries, LOST_WORKER_RESUBMITS) if outcome.worker_lost else self.retries
+        allowed = self.retries
+        if outcome.worker_lost:
+            resubmits = (KILLED_WORKER_RESUBMITS if outcome.task_id in self.killed
+                         else LOST_WORKER_RESUBMITS)
+            allowed = max(allowed, resubmits)
         if attempt > allowed:
             return False
         why = "its worker was lost" if outcome.worker_lost else "it failed"

@@ -50,6 +50,14 @@ Optional capabilities (runtime-checkable Protocols)
     ``replace_worker(host, pid)``: replace the worker process ``pid`` on ``host``,
     in which a call that overran its ``timeout`` is stuck in code that could not be
     interrupted; returns whether it did.
+:class:`EscalatesMemory`
+    ``memory_exceeded(exc)``: whether the worker of a task that raised ``exc`` was
+    stopped for exceeding its memory; ``with_more_memory(level)``: an executor
+    whose workers have more memory (``level`` 1, 2, ... asks for more each time;
+    e.g. ``retry_memory_factor ** level`` times as much, up to the largest node),
+    or ``None`` when there is no more to have or the user did not ask for it. A
+    call that ran alone and exceeded its worker's memory runs again there, and the
+    log says so. The executor owns what it returns and stops it in ``shutdown()``.
 :class:`OwnsResources`
     ``owns_resources``: ``True`` when the executor started what it runs on. With
     ``stop_client="auto"``, ParallelMap shuts down only executors that own their
@@ -106,6 +114,7 @@ __all__ = [
     "ChecksOptions",
     "ChecksSendable",
     "DetectsLostWorkers",
+    "EscalatesMemory",
     "Executor",
     "ExplainsLostWorkers",
     "ExecutorInfo",
@@ -218,6 +227,19 @@ class ReplacesWorkers(Protocol):
 
     def replace_worker(self, host: str, pid: int) -> bool:
         """Replace worker process ``pid`` on ``host``; whether that happened."""
+        ...
+
+
+@runtime_checkable
+class EscalatesMemory(Protocol):
+    """The executor can run a call again on a worker with more memory."""
+
+    def memory_exceeded(self, exc: BaseException) -> bool:
+        """Whether the task that raised ``exc`` lost its worker to its memory limit."""
+        ...
+
+    def with_more_memory(self, level: int) -> Executor | None:
+        """An executor with more memory per worker (None: no more to have)."""
         ...
 
 

@@ -175,6 +175,19 @@ class ParallelMap:
         with this many times more memory (job-queue backends; up to the largest
         node). Off by default.
 
+    Attributes
+    ----------
+    output_dir : pathlib.Path or None
+        The run directory (None with ``write_worker_results=False`` and the memory store).
+    results_container : str or None
+        The file that holds or links every result, where the store makes one.
+    kwargv : dict
+        ACME's view of the keyword arguments: keyword -> the ``n_calls`` values it splits
+        into, or ``[value]`` for one shared whole; edits before ``compute()`` are honoured
+        as ACME honours them (see :doc:`/migration`).
+    executor : Executor or None
+        The backend's executor while a computation runs.
+
     Notes
     -----
     ``compute()`` runs every call and returns all results at the end;
@@ -448,6 +461,16 @@ class ParallelMap:
         executor.shutdown()
 
     # ------------------------------------------------------------ context
+    @property
+    def n_calls(self) -> int:
+        """How many times the function runs (one call per element of the split arguments)."""
+        return self.dist.n_calls
+
+    @property
+    def logfile(self) -> Path | None:
+        """The file the run's log goes to (None: no log file)."""
+        return self.logging.logfile
+
     def __enter__(self) -> ParallelMap:
         self._in_context = True
         self.logging.attach()

@@ -26,7 +26,7 @@ from acme_backends.jobqueue import (
 from acme_backends.jobqueue._djq_hooks import JobRecord
 from acme_backends.jobqueue.settings import JobQueueRequest, unalias
 from acme_backends.jobqueue.startup import situation
-from acme_backends.schedulers import SlurmCLI
+from acme_backends.schedulers import PbsCLI, SlurmCLI
 from acme_core.errors import ArgumentTypeError, ArgumentValueError, PluginError
 
 SLURM = Path(__file__).resolve().parents[1] / "data" / "schedulers" / "slurm"
@@ -47,6 +47,8 @@ class RecordedSlurmCLI(SlurmCLI):
            for p in ("debug", "8GBXS", "8GBS", "16GBXS", "16GBS")},
         **{("scontrol", "-o", "show", "partition", p): f"scontrol-partition-{p}.txt"
            for p in ("debug", "8GBXS", "16GBS")},
+        **{("sinfo", "-h", "-N", "-o", "%G", "-p", p): "sinfo-gres.txt"
+           for p in ("debug", "8GBXS", "8GBS", "16GBXS", "16GBS")},
     }
 
     @classmethod
@@ -61,6 +63,17 @@ class RecordedSlurmCLI(SlurmCLI):
 
 class RecordedSlurm(SlurmExecutor):
     cli = RecordedSlurmCLI
+
+
+class GpuSlurmCLI(RecordedSlurmCLI):
+    """The recorded SLURM with the GPU nodes of handwritten-sinfo-gres.txt (4 GPUs at most)."""
+
+    answers = {**RecordedSlurmCLI.answers,
+               ("sinfo", "-h", "-N", "-o", "%G", "-p", "debug"): "handwritten-sinfo-gres.txt"}
+
+
+class GpuSlurm(SlurmExecutor):
+    cli = GpuSlurmCLI
 
 
 @pytest.fixture(autouse=True)
@@ -98,6 +111,78 @@ def test_without_check_resources_nothing_is_asked():
                        check_resources=False)
     assert settings.queue == "8GBXS" and settings.memory_mib == 9537
     assert RecordedSlurmCLI.calls == []
+
+
+# ------------------------------------------------------------------ resources
+def test_resources_are_cores_and_memory_per_worker():
+    settings = resolve(RecordedSlurm, resources={"cores": 2, "mem": "2GB"})
+    assert (settings.cores, settings.memory, settings.gpus) == (2, "2GB", 0)
+    # given both ways, they have to agree
+    assert resolve(RecordedSlurm, resources={"mem": "2GB"}, mem_per_worker="2GB").memory == "2GB"
+    with pytest.raises(ArgumentValueError, match="disagree") as err:
+        resolve(RecordedSlurm, resources={"mem": "2GB"}, mem_per_worker="3GB")
+    assert err.value.parameter == "resources"
+    with pytest.raises(ArgumentValueError, match="`cores_per_worker` 64 is more than any node"):
+        resolve(RecordedSlurm, resources={"cores": 64})
+
+
+def test_gpus_are_refused_on_a_partition_without_them_before_anything_is_submitted():
+    with pytest.raises(ArgumentValueError, match=r"`resources\['gpus'\]` 1: partition debug "
+                                                 "has no GPUs") as err:
+        resolve(RecordedSlurm, resources={"gpus": 1})
+    assert err.value.parameter == "resources"
+    assert ("sinfo", "-h", "-N", "-o", "%G", "-p", "debug") in RecordedSlurmCLI.calls
+    assert not any(cmd[0] == "sbatch" for cmd in RecordedSlurmCLI.calls)
+    with pytest.raises(ArgumentValueError, match="at most 4 GPUs per node"):
+        resolve(GpuSlurm, resources={"gpus": 5})
+    assert resolve(GpuSlurm, resources={"gpus": 4}).gpus == 4
+
+
+def test_gpus_become_a_gres_line_in_the_job_script(tmp_path):
+    from acme_backends.jobqueue._djq_hooks import cluster_classes
+    from acme_backends.jobqueue.startup import cluster_keywords
+
+    settings = resolve(GpuSlurm, resources={"gpus": 2, "cores": 2}, security=False,
+                       host="127.0.0.1", dashboard_address=":0")
+    assert settings.job_extra == ("--gres=gpu:2",)
+    cluster_cls, job_cls = cluster_classes(GpuSlurm)
+    cluster = cluster_cls(**cluster_keywords(GpuSlurm, settings, tmp_path, job_cls))
+    try:
+        script = cluster.job_script()
+    finally:
+        cluster.close()
+    assert "#SBATCH --gres=gpu:2\n" in script and "#SBATCH --cpus-per-task=2\n" in script
+
+
+class OfflinePbsCLI(PbsCLI):
+    """PBS that is "there" but never asked (check_resources=False)."""
+
+    @classmethod
+    def available(cls) -> bool:
+        return True
+
+
+class OfflinePbs(PbsExecutor):
+    cli = OfflinePbsCLI
+
+
+def test_pbs_gpus_go_into_the_select_statement(tmp_path):
+    """PBS Pro refuses ``-l ngpus`` next to ``-l select``: the GPUs are part of the select."""
+    from acme_backends.jobqueue._djq_hooks import cluster_classes
+    from acme_backends.jobqueue.startup import cluster_keywords
+
+    settings = resolve(OfflinePbs, resources={"gpus": 1, "cores": 2, "mem": "2GB"},
+                       partition="workq", check_resources=False, security=False, host="127.0.0.1",
+                       dashboard_address=":0")
+    assert settings.job_extra == ()
+    cluster_cls, job_cls = cluster_classes(OfflinePbs)
+    cluster = cluster_cls(**cluster_keywords(OfflinePbs, settings, tmp_path, job_cls))
+    try:
+        script = cluster.job_script()
+    finally:
+        cluster.close()
+    assert "#PBS -l select=1:ncpus=2:mem=1908mb:ngpus=1\n" in script
+    assert script.count("select=") == 1
 
 
 def test_n_workers_auto_is_one_per_call_up_to_a_limit():

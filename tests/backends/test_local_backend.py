@@ -7,6 +7,7 @@ script of its own, the way a user runs it, with a real LocalCluster.
 from __future__ import annotations
 
 import json
+import os
 import textwrap
 
 import pytest
@@ -86,6 +87,60 @@ def test_dask_local_backend_with_resources(tmp_path):
     assert result["limits"] == [2_000_000_000, 2_000_000_000]  # decimal GB, as dask and ACME
     assert result["values"] == [18, 24, 30, 36]
     assert result["after"] is False
+
+
+def test_resources_per_call_on_a_local_cluster(tmp_path):
+    """Issue 17: ``resources`` on 'dask-local': threads of BLAS/OpenMP, memory limit, worker
+    count from the machine (2 cores here: 2 cores per worker leave room for one worker)."""
+    result = run(tmp_path, """
+        import os
+        from distributed import get_worker
+
+        def where(x):
+            return [os.environ["OMP_NUM_THREADS"], get_worker().memory_manager.memory_limit]
+
+        with ParallelMap(where, [1, 2, 3], backend="dask-local", write_worker_results=False,
+                         resources={"cores": 2, "mem": "1GB"}) as pmap:
+            values = pmap.compute()
+            workers = len(pmap.executor.client.scheduler_info()["workers"])
+        print(json.dumps({"values": values, "workers": workers}))
+    """)
+    assert result["values"] == [["2", 1_000_000_000]] * 3
+    assert result["workers"] == max(1, (os.cpu_count() or 1) // 2)
+
+
+@pytest.mark.parametrize(("resources", "message"), [
+    ({"cores": 10_000}, r"`resources\['cores'\]` 10,000 per worker is more than this machine"),
+    ({"mem": "100TB"}, r"`resources\['mem'\]` 100,000,000,000,000 per worker is more than "
+                       r"this machine has \([\d,]+ bytes of memory\)"),
+    ({"gpus": 1}, r"`resources\['gpus'\]` 1 per worker is more than this machine has "
+                  r"\(no GPUs \(nvidia-smi -L\)\)"),
+])
+def test_resources_beyond_this_machine_are_refused_before_anything(resources, message, in_tmp,
+                                                                   no_process_starts):
+    from acme_backends.dask import DaskLocalExecutor
+    from acme_backends.dask.resources import local_gpus
+    from acme_core import ParallelMap
+    from acme_core.errors import ArgumentValueError
+
+    if "gpus" in resources and local_gpus():
+        resources = {"gpus": local_gpus() + 1}  # a machine with GPUs: one more than it has
+        message = "per worker is more than this machine has"
+    with pytest.raises(ArgumentValueError, match=message) as err:
+        DaskLocalExecutor(resources=resources)
+    assert err.value.parameter == "resources"
+    with pytest.raises(ValueError, match=message):
+        ParallelMap(abs, [1, 2], backend="dask-local", resources=resources, output_dir="out")
+    assert list(in_tmp.iterdir()) == []
+
+
+def test_resources_mem_and_mem_per_worker_have_to_agree(no_process_starts):
+    from acme_backends.dask import DaskLocalExecutor
+    from acme_core.errors import ArgumentValueError
+
+    with pytest.raises(ArgumentValueError, match="disagree: give one"):
+        DaskLocalExecutor.check_options({"resources": {"mem": "1GB"}, "mem_per_worker": "2GB"})
+    DaskLocalExecutor.check_options({"resources": {"mem": "2GB"}, "mem_per_worker": "2GB"})
 
 
 def test_local_cluster_setup_and_cleanup(tmp_path):

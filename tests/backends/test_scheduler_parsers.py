@@ -31,7 +31,7 @@ from acme_backends.schedulers import (
     sge,
     slurm,
 )
-from acme_core.errors import SchedulerError
+from acme_core.errors import ArgumentValueError, SchedulerError
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "schedulers"
 
@@ -97,6 +97,16 @@ def test_slurm_node_limits():
     # sinfo folds nodes with different values into "64+"; a partition without nodes prints nothing
     assert slurm.parse_node_limits("64+ 257000+\n") == NodeLimits(64, 257000)
     assert slurm.parse_node_limits("") == NodeLimits(None, None)
+
+
+def test_slurm_node_gpus():
+    assert slurm.parse_node_gpus(data("slurm/sinfo-gres.txt")) == 0  # "(null)": no GRES here
+    # a100:4 with sockets; gpu:2 next to mps; two GPU types on one node (2 + 1)
+    assert slurm.parse_node_gpus(data("slurm/handwritten-sinfo-gres.txt")) == 4
+    assert slurm.parse_node_gpus("gpu:v100:2(S:0),gpu:t4:1(S:1)\n") == 3
+    assert slurm.parse_node_gpus("gpu:a100:8(S:0,1)\n") == 8  # a comma inside the sockets
+    assert slurm.parse_node_gpus("mps:100\n") == 0
+    assert slurm.parse_node_gpus("") == 0
 
 
 @pytest.mark.parametrize(("name", "expected"), [
@@ -174,6 +184,20 @@ def test_slurm_job_states_of_purged_jobs_are_empty():
 # ------------------------------------------------------------------ SGE
 def test_sge_queues():
     assert sge.parse_queues(data("sge/qconf-sql.txt")) == Queues(["all.q"], None)
+
+
+def test_sge_asks_for_cores_and_memory_itself():
+    """dask-jobqueue's SGE jobs ask for neither: a parallel environment and mem_free do."""
+    cli = replaying(SgeCLI, {("qconf", "-spl"): data("sge/qconf-spl.txt")})
+    assert cli.resource_options(1, 954, True) == ("-l mem_free=954M",)
+    assert cli.resource_options(4, 3815, True) == ("-pe smp 4", "-l mem_free=3815M")
+    assert cli.resource_options(4, 3815, False) == ("-pe smp 4", "-l mem_free=3815M")
+    assert cli.calls == [("qconf", "-spl")]  # one core needs no parallel environment
+    other = replaying(SgeCLI, {("qconf", "-spl"): "make\nmpi\n"})
+    assert other.resource_options(2, 100, True)[0] == "-pe make 2"
+    with pytest.raises(ArgumentValueError, match="lists none") as err:
+        replaying(SgeCLI, {("qconf", "-spl"): ""}).resource_options(2, 100, True)
+    assert err.value.parameter == "cores_per_worker"
 
 
 def test_sge_hosts_and_node_limits():

@@ -64,6 +64,27 @@ def test_n_workers_and_queue_reach_the_jobs(in_tmp):
     assert any(name.startswith("dask-worker") for name in files_in(logs))
 
 
+def slots_of_my_job(x):
+    import os
+
+    return int(os.environ.get("NSLOTS", "0")) * 100 + x
+
+
+def test_resources_ask_grid_engine_for_slots_and_memory(in_tmp):
+    """Issue 17: ``resources`` -> ``-pe smp 2`` (the job gets 2 slots) and ``-l mem_free``."""
+    from acme_core import ParallelMap
+
+    out = in_tmp / "run"
+    with ParallelMap(slots_of_my_job, [1, 2], backend="sge", n_workers=1, setup_timeout=60,
+                     resources={"cores": 2, "mem": "1GB"}, output_dir=out,
+                     backend_options={"run_dir": out, **LOOPBACK}) as pmap:
+        paths = pmap.compute()
+        script = pmap.executor.cluster.job_script()
+    assert read_results(paths) == [201, 202]  # NSLOTS=2 in the worker's job
+    assert "#$ -pe smp 2\n" in script and "#$ -l mem_free=954M\n" in script
+    assert wait_until_empty(sge_jobs) == []
+
+
 def test_bad_queue_lists_the_queues(in_tmp):
     with pytest.raises(ValueError, match=r"Invalid queue selection 'nosuch'.*\['all.q'\]"):
         sge_cluster_setup(queue="nosuch", interactive=False, **LOOPBACK)

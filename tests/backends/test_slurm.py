@@ -13,6 +13,7 @@ import time
 import pytest
 
 from acme_core import ParallelMap, cluster_cleanup, slurm_cluster_setup
+from acme_core.errors import ParallelMapError
 from jobqueue_util import (
     LOOPBACK,
     files_in,
@@ -306,6 +307,95 @@ def test_scancel_of_a_worker_job_mid_run_loses_nothing(in_tmp):
         with h5py.File(path, "r") as h5f:  # every result complete and right
             assert int(h5f["result_0"][0]) == x * x
     assert wait_until_empty(slurm_jobs) == []
+
+
+def test_every_worker_job_cancelled_mid_run_is_submitted_again(in_tmp):
+    """Issue 17: a cluster acme-core started brings its workers back (RestoresWorkers).
+
+    dask-jobqueue forgets a cancelled job after ``lost-worker-timeout`` and never
+    submits it again; without the executor's restore the run would wait for nothing.
+    """
+    import subprocess
+    import threading
+
+    import dask
+    import distributed  # noqa: F401  # its config defaults first: set() would drop them on exit
+
+    record = in_tmp / "jobs"
+    record.mkdir()
+    cancelled: list[str] = []
+
+    def cancel_every_job_once_two_ran_calls() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            seen = [p.name for p in record.iterdir() if p.name != "none"]
+            if len(seen) == 2:
+                subprocess.run(["scancel", *seen], check=True)
+                cancelled.extend(seen)
+                return
+            time.sleep(0.1)
+
+    out = in_tmp / "run"
+    canceller = threading.Thread(target=cancel_every_job_once_two_ran_calls)
+    canceller.start()
+    with dask.config.set({"distributed.deploy.lost-worker-timeout": "1s"}), \
+            ParallelMap(sleepy_job_square, list(range(16)), str(record), backend="slurm",
+                        n_workers=2, mem_per_worker="1GB", setup_timeout=120, output_dir=out,
+                        chunk_size=1, backend_options={"run_dir": out, **LOOPBACK}) as pmap:
+        paths = pmap.compute()
+    canceller.join()
+    assert len(cancelled) == 2
+    assert read_results(paths) == [x * x for x in range(16)]
+    # calls ran in jobs submitted after both first jobs were cancelled
+    assert set(p.name for p in record.iterdir()) - set(cancelled) - {"none"}
+    assert wait_until_empty(slurm_jobs) == []
+
+
+def memory_hog(x):
+    """Call 3 needs 1.6 GB: more than a 1 GB worker has, less than a 2 GB one."""
+    import numpy as np
+
+    if x == 3:
+        block = np.ones(int(1.6e9 / 8))
+        time.sleep(1)
+        return float(block[0]) + x
+    return float(x)
+
+
+def test_memory_escalation_requeues_the_call_with_double_memory(in_tmp, caplog):
+    """Issue 17: ``retry_memory_factor=2``: the call over its worker's memory runs again
+    in a job with twice the memory; the other calls never leave their workers."""
+    out = in_tmp / "run"
+    with caplog.at_level(logging.INFO, logger="acme"), \
+            ParallelMap(memory_hog, list(range(6)), backend="slurm", n_workers=1,
+                        mem_per_worker="1GB", setup_timeout=60, chunk_size=1, output_dir=out,
+                        retry_memory_factor=2,
+                        backend_options={"run_dir": out, **LOOPBACK}) as pmap:
+        paths = pmap.compute()
+    assert read_results(paths) == [0, 1, 2, 4, 4, 5]
+    assert "Call 3 exceeded its worker's memory; running it again" in caplog.text
+    assert "Submitting a SLURM job with 1908MiB (instead of 1GB)" in caplog.text
+    assert wait_until_empty(slurm_jobs) == []
+
+
+def test_without_retry_memory_factor_the_call_fails_naming_its_memory(in_tmp):
+    out = in_tmp / "run"
+    with pytest.raises(ParallelMapError, match=r"1/4 calls .* failed \(task ids: 3\)") as err, \
+            ParallelMap(memory_hog, list(range(4)), backend="slurm", n_workers=1,
+                        mem_per_worker="1GB", setup_timeout=60, chunk_size=1, output_dir=out,
+                        backend_options={"run_dir": out, **LOOPBACK}) as pmap:
+        pmap.compute()
+    assert "exceeded its memory limit" in str(err.value)
+    assert wait_until_empty(slurm_jobs) == []
+
+
+def test_gpus_on_a_partition_without_them_are_refused_before_anything(in_tmp):
+    out = in_tmp / "run"
+    with pytest.raises(ValueError, match=r"`resources\['gpus'\]` 1: partition debug has no GPUs"):
+        ParallelMap(walkthrough, [2, 4], 4, backend="slurm", resources={"gpus": 1},
+                    output_dir=out, backend_options=LOOPBACK)
+    assert not out.exists()
+    assert slurm_jobs() == []
 
 
 SIGINT_DRIVER = '''

@@ -73,7 +73,17 @@ def test_log_file_in_a_missing_directory_is_refused(in_tmp):
 def test_logfile_false_writes_no_log(in_tmp):
     with ParallelMap(f, [2, 4], 4, output_dir="run", logfile=False) as pmap:
         pmap.compute()
+        assert pmap.logfile is None
     assert _log_files(in_tmp / "run") == []
+
+
+def test_the_documented_attributes_say_where_things_are(in_tmp):
+    target = in_tmp / "mine.log"
+    with ParallelMap(f, [2, 4, 6], 4, output_dir="run", logfile=str(target)) as pmap:
+        assert (pmap.n_calls, pmap.logfile, pmap.output_dir) == (3, target, in_tmp / "run")
+        pmap.compute()
+        assert pmap.results_container == str(in_tmp / "run" / "f.h5")
+    assert target.is_file()
 
 
 def test_handlers_are_removed_after_the_run(in_tmp):

@@ -83,8 +83,54 @@ def test_partition_is_required_and_checked():
         esi_cluster_setup()  # type: ignore[call-arg]  # no default, as in ACME
     with pytest.raises(ValueError, match="not for dask workers"):
         esi_cluster_setup(partition="PREPO", interactive=False)
+
+
+@slurm
+@on_slurm
+def test_auto_partition_needs_the_memory_on_slurm():
     with pytest.raises(ValueError, match="give `mem_per_worker`"):
         esi_cluster_setup(partition="auto", interactive=False)
+    assert squeue() == []
+
+
+# ---------------------------------------------------------------- off SLURM, as ACME
+FALLBACK = """
+import json, logging, sys
+logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+from acme_esi import esi_cluster_setup
+
+if __name__ == "__main__":
+    first = esi_cluster_setup(partition="auto", n_workers=1, interactive=False)
+    again = esi_cluster_setup(partition="8GBXS", n_workers=1, interactive=False)
+    print(json.dumps({"cluster": type(first.cluster).__name__, "same": again is first,
+                      "workers": len(first.scheduler_info()["workers"])}))
+    first.close(); first.cluster.close()
+"""
+
+
+def test_a_failing_sinfo_means_a_local_cluster_and_a_rerun_reuses_it(tmp_path):
+    """Issue 18, finding 3: SLURM's client installed, no controller (ACME checks sinfo's exit
+    code); a second call returns the running client, as ACME does.
+
+    The ``sinfo`` here is a stand-in that fails as SLURM's does without a controller: the
+    real SLURM of this machine has to stay up for the other tests.
+    """
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "sinfo"
+    fake.write_text("#!/bin/sh\necho 'slurm_load_partitions: Unable to contact slurm controller "
+                    "(connect failure)' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    script = tmp_path / "fallback.py"
+    script.write_text(FALLBACK)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env,
+                         cwd=tmp_path, timeout=180)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result == {"cluster": "LocalCluster", "same": True, "workers": 1}
+    assert "`sinfo` is missing or does not answer" in out.stderr
+    assert "Found existing parallel computing client" in out.stderr
 
 
 # ---------------------------------------------------------------- registration

@@ -361,12 +361,24 @@ class DaskClientExecutor:
         address = _last_worker(exc)
         if address is None:
             return None
-        for _, event in reversed(self.client.get_events("worker-restart-memory")):
-            if isinstance(event, dict) and event.get("worker") == address:
-                return f"it exceeded its memory limit (RSS {_size(event.get('rss'))})"
+        event = self._memory_event(address)
+        if event is not None:
+            return f"it exceeded its memory limit (RSS {_size(event.get('rss'))})"
         for _, event in reversed(self.client.get_events(WORKER_EXIT_TOPIC)):
             if isinstance(event, dict) and event.get("worker") == address:
                 return _exit_words(event.get("exitcode"))
+        return None
+
+    def memory_exceeded(self, exc: BaseException) -> bool:
+        """Whether the last worker of a task that raised ``exc`` went over its memory limit."""
+        address = _last_worker(exc)
+        return address is not None and self._memory_event(address) is not None
+
+    def _memory_event(self, address: str) -> dict[str, Any] | None:
+        """The nanny's report that worker ``address`` was restarted for its memory, or None."""
+        for _, event in reversed(self.client.get_events("worker-restart-memory")):
+            if isinstance(event, dict) and event.get("worker") == address:
+                return event
         return None
 
     def replace_worker(self, host: str, pid: int) -> bool:

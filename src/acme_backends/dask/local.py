@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import inspect
 import logging
-import math
 import os
-import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from acme_backends import _checks
 from acme_backends.dask.client import DaskClientExecutor
+from acme_backends.dask.resources import local_resources
+from acme_backends.dask.revive import WorkerReviver
+from acme_backends.dask.scheduling import SCHEDULER_OPTIONS, one_task_per_thread
 from acme_core.errors import ArgumentTypeError
 from acme_core.main_guard import check_main_guard
 from acme_core.plugins import did_you_mean
@@ -82,8 +83,6 @@ def check_cluster_options(options: Mapping[str, Any], who: str) -> None:
             _checks.instance_of(options[name], name, types, what)
 
 
-#: how long a worker may go without a heartbeat before the scheduler gives it up
-FROZEN_WORKER_TTL = "60s"
 
 
 def local_cluster_setup(n_workers: int | None = None, mem_per_worker: str | None = None,
@@ -125,7 +124,8 @@ def local_cluster_setup(n_workers: int | None = None, mem_per_worker: str | None
     ``worker_class=distributed.Nanny`` to keep dask's setting.
 
     A worker that stops answering (stopped, hung) is given up after
-    :data:`FROZEN_WORKER_TTL` (dask: 5 minutes) and its calls run elsewhere;
+    :data:`~acme_backends.dask.scheduling.FROZEN_WORKER_TTL` (dask: 5 minutes) and its calls
+    run elsewhere;
     ``scheduler_kwargs={"worker_ttl": ...}`` sets another limit.
     """
     _checks.boolean(interactive, "interactive")
@@ -153,14 +153,12 @@ def local_cluster_setup(n_workers: int | None = None, mem_per_worker: str | None
         # workers keep freed memory for the next call's arrays (see dask.malloc)
         options["worker_class"] = ReusingNanny
     options.update(cluster_options)
-    # a worker that stops answering (SIGSTOP, a hung machine) is given up after a minute,
-    # not dask's five: its calls run elsewhere (and the run's log names it)
-    # ... and a task whose worker died is retried once by dask, not three times: acme-core
-    # reruns the calls of a lost task one by one itself, to find a call that kills workers
-    options["scheduler_kwargs"] = {"worker_ttl": FROZEN_WORKER_TTL, "allowed_failures": 1,
+    # frozen workers given up after a minute, lost tasks retried once (dask.scheduling)
+    options["scheduler_kwargs"] = {**SCHEDULER_OPTIONS,
                                    **dict(options.get("scheduler_kwargs") or {})}
-    # distributed's constructors are untyped: the client and cluster are Any from here
-    cluster = LocalCluster(**options)  # type: ignore[no-untyped-call]
+    with one_task_per_thread():
+        # distributed's constructors are untyped: the client and cluster are Any from here
+        cluster = LocalCluster(**options)  # type: ignore[no-untyped-call]
     if not start_client:
         return cluster
     client = Client(cluster)  # type: ignore[no-untyped-call]
@@ -180,6 +178,10 @@ class DaskLocalExecutor(DaskClientExecutor):
         Memory limit per worker, e.g. ``"2GB"`` (``"auto"``: dask's default).
     threads_per_worker : int
         Threads in each worker process (1: the calls run in parallel processes).
+    resources : dict, optional
+        ParallelMap's ``{"cores": ..., "gpus": ..., "mem": ...}`` per worker, mapped
+        onto this machine (:mod:`acme_backends.dask.resources`); a request it cannot
+        satisfy is refused before a process starts.
     **cluster_options
         Passed to :func:`local_cluster_setup` / ``LocalCluster``.
 
@@ -197,15 +199,21 @@ class DaskLocalExecutor(DaskClientExecutor):
     announces_dashboard: ClassVar[bool] = True
 
     _OWN: ClassVar[frozenset[str]] = frozenset({"n_workers", "mem_per_worker",
-                                                 "threads_per_worker"})
+                                                 "threads_per_worker", "resources"})
 
     def __init__(self, n_workers: int | str = "auto", mem_per_worker: str = "auto",
-                 threads_per_worker: int = 1, **cluster_options: Any) -> None:
+                 threads_per_worker: int = 1, resources: dict[str, Any] | None = None,
+                 **cluster_options: Any) -> None:
         workers, memory = self._own_options(n_workers, mem_per_worker)
-        self._revived_at = -math.inf
+        wanted = local_resources(resources, workers, memory)
+        if wanted.env:
+            cluster_options["env"] = {**wanted.env, **dict(cluster_options.get("env") or {})}
+        if wanted.worker_resources:
+            cluster_options.setdefault("resources", dict(wanted.worker_resources))
+        self._reviver = WorkerReviver()
         client = local_cluster_setup(
-            n_workers=workers, mem_per_worker=memory, threads_per_worker=threads_per_worker,
-            interactive=False, **cluster_options)
+            n_workers=wanted.n_workers, mem_per_worker=wanted.memory,
+            threads_per_worker=threads_per_worker, interactive=False, **cluster_options)
         super().__init__(client)
 
     @staticmethod
@@ -232,28 +240,11 @@ class DaskLocalExecutor(DaskClientExecutor):
         return self._revive_lost_workers()
 
     def _revive_lost_workers(self) -> int:
-        """Start again the workers the LocalCluster dropped for good.
+        """Start again the workers the LocalCluster dropped for good (:mod:`.revive`).
 
-        When a worker stays away longer than ``distributed.deploy.lost-worker-timeout``
-        (15 s; e.g. killed again while it restarts on a busy machine), distributed's
-        SpecCluster closes its nanny and forgets it, but keeps its spec: nothing
-        starts it again, and a run whose workers all went that way waits for
-        nothing. ``scale()`` to the spec's size starts the missing ones.
         ParallelMap asks :meth:`worker_count` every tick, so this runs often.
         """
-        cluster = getattr(self.client, "cluster", None)
-        spec, running = getattr(cluster, "worker_spec", None), getattr(cluster, "workers", None)
-        if cluster is None or not isinstance(spec, dict) or not isinstance(running, dict):
-            return 0
-        missing = len(spec) - len(running)
-        # scale() acts on the cluster's event loop: give it a moment before asking again
-        if missing > 0 and cluster.status.name == "running" \
-                and time.monotonic() - self._revived_at > 2:
-            self._revived_at = time.monotonic()
-            log.warning("Restarting %d worker(s) the local cluster had given up on", missing)
-            cluster.scale(len(spec))
-            return missing
-        return 0
+        return self._reviver(getattr(self.client, "cluster", None))
 
     @classmethod
     def check_options(cls, options: dict[str, Any]) -> None:
@@ -262,7 +253,9 @@ class DaskLocalExecutor(DaskClientExecutor):
         The same checks as :func:`local_cluster_setup` (unknown keywords, wrong
         types), plus this class's own ``n_workers`` and ``mem_per_worker``.
         """
-        cls._own_options(options.get("n_workers", "auto"), options.get("mem_per_worker", "auto"))
+        workers, memory = cls._own_options(options.get("n_workers", "auto"),
+                                           options.get("mem_per_worker", "auto"))
+        local_resources(options.get("resources"), workers, memory)
         if "threads_per_worker" in options:
             _checks.count(options["threads_per_worker"], "threads_per_worker")
         rest = {k: v for k, v in options.items() if k not in cls._OWN}

@@ -18,15 +18,18 @@ __all__ = ["KEYWORDS", "WORDS", "parameters"]
 WORDS: dict[str, dict[str, str]] = {
     "any": {"jobs": "batch jobs", "queue": "queue (partition on SLURM)", "title": "the scheduler",
             "directive": "scheduler directives (``#SBATCH``, ``#PBS`` or ``#$`` lines)",
-            "cluster": "the dask-jobqueue cluster class", "example": '``["--qos=long"]``'},
+            "cluster": "the dask-jobqueue cluster class", "example": '``["--qos=long"]``',
+            "gpu_option": "``--gres=gpu:N`` on SLURM, ``-l gpu=N`` on Grid Engine, "
+                          "``-l ngpus=N`` on PBS"},
     "slurm": {"jobs": "SLURM jobs", "queue": "partition", "title": "SLURM",
               "directive": "``#SBATCH`` options", "cluster": "``dask_jobqueue.SLURMCluster``",
-              "example": '``["--qos=long"]``'},
+              "example": '``["--qos=long"]``', "gpu_option": "``--gres=gpu:N``"},
     "pbs": {"jobs": "PBS jobs", "queue": "queue", "title": "PBS", "directive": "``#PBS`` options",
-            "cluster": "``dask_jobqueue.PBSCluster``", "example": '``["-A myproject"]``'},
+            "cluster": "``dask_jobqueue.PBSCluster``", "example": '``["-A myproject"]``',
+            "gpu_option": "``-l ngpus=N``"},
     "sge": {"jobs": "Grid Engine jobs", "queue": "queue", "title": "Grid Engine",
             "directive": "``#$`` options", "cluster": "``dask_jobqueue.SGECluster``",
-            "example": '``["-P myproject"]``'},
+            "example": '``["-P myproject"]``', "gpu_option": "``-l gpu=N``"},
 }
 
 #: one numpydoc entry per keyword; ``name:variant`` where the backend and the setups differ
@@ -139,6 +142,17 @@ n_calls : int, optional
 mem_cushion : float
     Megabytes kept free below the memory of the {queue} when ``mem_per_worker`` is
     ``"auto"`` (ACME's keyword).""",
+    "resources": """\
+resources : dict, optional
+    ParallelMap's ``resources``, a dict with any of ``cores`` (an int), ``gpus`` (an
+    int) and ``mem`` (e.g. ``"8GB"``). ``cores`` and ``mem`` are ``cores_per_worker`` and ``mem_per_worker``;
+    ``gpus`` asks {title} for GPUs per job ({gpu_option}). A {queue} whose nodes have
+    fewer GPUs is a ``ValueError`` before anything is submitted.""",
+    "retry_memory_factor": """\
+retry_memory_factor : float, optional
+    A call that failed by exceeding its worker's memory runs again on a worker with
+    this many times more memory (one more job, up to the largest node of the
+    {queue}); off by default.""",
     "jobqueue_options": """\
 **jobqueue_options
     Any other keyword of {cluster} (``account``, ``worker_extra_args``,
@@ -154,7 +168,7 @@ SHARED = ("processes_per_worker", "n_workers_startup", "interactive_wait", "job_
 #: the backends' Parameters, in signature order
 BACKEND = ("partition", "n_workers:backend", "mem_per_worker", "setup_timeout",
            "setup_interactive", "cores_per_worker", "queue", "timeout:alias", *SHARED[:-1],
-           "run_dir", "n_calls", SHARED[-1])
+           "run_dir", "n_calls", "resources", "retry_memory_factor", SHARED[-1])
 
 #: slurm_cluster_setup's Parameters (ACME's order first)
 SLURM_SETUP = ("partition", "n_cores", "n_workers:setup", "processes_per_worker",

@@ -13,19 +13,23 @@ never needs it.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from acme_backends.dask.client import DaskClientExecutor
+from acme_backends.dask.revive import WorkerReviver
 from acme_backends.jobqueue import _docs
 from acme_backends.jobqueue._djq_hooks import cluster_classes
 from acme_backends.jobqueue.kind import check_kind
 from acme_backends.jobqueue.settings import (
     INTERACTIVE_WAIT,
     JobQueueRequest,
+    JobQueueSettings,
     check_jobqueue_keywords,
     check_scalars,
+    more_memory,
     resolve,
 )
 from acme_backends.jobqueue.startup import reusable_client, start
@@ -35,6 +39,8 @@ from acme_backends.schedulers.sge import SgeCLI
 from acme_backends.schedulers.slurm import SlurmCLI
 
 __all__ = ["JobQueueExecutor", "PbsExecutor", "SgeExecutor", "SlurmExecutor"]
+
+log = logging.getLogger("acme")
 
 _DOC = """Start dask workers as {jobs} ({cluster}) and run tasks on them.
 
@@ -90,6 +96,8 @@ class JobQueueExecutor(DaskClientExecutor):
                  host: str | None = None, interface: str | None = None,
                  dashboard_address: str = "127.0.0.1:0", check_resources: bool = True,
                  reuse: bool = True, n_calls: int | None = None, mem_cushion: float = 0,
+                 resources: dict[str, Any] | None = None,
+                 retry_memory_factor: float | None = None,
                  **jobqueue_options: Any) -> None:
         self.settings = resolve(
             type(self), partition=partition, n_workers=n_workers, mem_per_worker=mem_per_worker,
@@ -100,7 +108,11 @@ class JobQueueExecutor(DaskClientExecutor):
             job_extra=job_extra, walltime=walltime, log_directory=log_directory,
             run_dir=run_dir, security=security, host=host, interface=interface,
             dashboard_address=dashboard_address, check_resources=check_resources, reuse=reuse,
-            n_calls=n_calls, mem_cushion=mem_cushion, **jobqueue_options)
+            n_calls=n_calls, mem_cushion=mem_cushion, resources=resources,
+            retry_memory_factor=retry_memory_factor, **jobqueue_options)
+        #: memory step -> the executor with more memory per worker (retry_memory_factor)
+        self._bigger: dict[int, DaskClientExecutor | None] = {}
+        self._reviver = WorkerReviver("worker job(s)")
         existing = reusable_client(type(self)) if self.settings.reuse else None
         if existing is not None:
             super().__init__(existing)
@@ -112,21 +124,66 @@ class JobQueueExecutor(DaskClientExecutor):
 
     @classmethod
     def check_options(cls, options: Mapping[str, Any]) -> None:
-        """Refuse what ``cls(**options)`` would refuse without asking the scheduler.
+        """Refuse what ``cls(**options)`` would refuse, before anything is submitted.
 
-        ParallelMap calls this at construction: a class attribute the backend's
-        author forgot, a missing dask-jobqueue, unknown or reserved keywords and
-        wrong values fail before anything starts.
+        ParallelMap calls this at construction, before the run directory exists:
+        a class attribute the backend's author forgot, a missing dask-jobqueue,
+        unknown or reserved keywords and wrong values fail first; then the request
+        is checked against the scheduler (partition, memory, cores, GPUs), unless
+        ``check_resources=False``.
         """
         check_kind(cls)
         cluster_classes(cls)
         request = JobQueueRequest.from_keywords(options)
         check_jobqueue_keywords(cls, request.extra)
         check_scalars(cls, request)
-        if cls.cli.available():
-            # the queue and the memory against the scheduler too, before the run directory
-            # exists (without its tools here, the executor says so when it starts)
-            resolve(cls, **options)
+        resolve(cls, **options)
+
+    # -- optional capabilities (acme_core.executor) -------------------------
+    def worker_count(self) -> int:
+        """How many workers are up now, after resubmitting jobs the cluster gave up on."""
+        self.restore_workers()
+        return super().worker_count()
+
+    def restore_workers(self) -> int:
+        """RestoresWorkers: submit again the worker jobs a cluster we started lost for good.
+
+        A job cancelled, out of walltime or on a failed node is forgotten by
+        dask-jobqueue after ``distributed.deploy.lost-worker-timeout`` and never
+        submitted again (:mod:`acme_backends.dask.revive`).
+        """
+        return self._reviver(self.cluster) if self.owns_resources else 0
+
+    def memory_exceeded(self, exc: BaseException) -> bool:
+        """EscalatesMemory: whether the task's last worker (here or a bigger one) hit its limit."""
+        if self.client is not None and super().memory_exceeded(exc):
+            return True
+        return any(b is not None and b.client is not None and b.memory_exceeded(exc)
+                   for b in self._bigger.values())
+
+    def with_more_memory(self, level: int) -> DaskClientExecutor | None:
+        """EscalatesMemory: a one-job cluster with ``retry_memory_factor ** level`` times the
+        memory per worker, up to the largest node of the queue (None: no more to have)."""
+        if level not in self._bigger:
+            settings = more_memory(type(self), self.settings, level)
+            self._bigger[level] = None if settings is None else self._start_bigger(settings)
+        return self._bigger[level]
+
+    def _start_bigger(self, settings: JobQueueSettings) -> DaskClientExecutor:
+        log.warning("Submitting a %s job with %s (instead of %s) for calls that exceeded their "
+                    "worker's memory", self.cli.title, settings.memory, self.settings.memory)
+        _, client = start(type(self), settings, start_client=True)
+        bigger = DaskClientExecutor(client)
+        bigger.owns_resources = True  # shutdown() stops its cluster and cancels its job
+        return bigger
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop what this executor started (the bigger-memory clusters too); safe twice."""
+        bigger, self._bigger = self._bigger, {}
+        for executor in bigger.values():
+            if executor is not None:
+                executor.shutdown(wait)
+        super().shutdown(wait, cancel_futures=cancel_futures)
 
     @classmethod
     def planned_workers(cls, options: Mapping[str, Any]) -> int | None:

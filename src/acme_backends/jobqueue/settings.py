@@ -20,7 +20,7 @@ import logging
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,31 @@ def unalias(keywords: Mapping[str, Any]) -> dict[str, Any]:
     return kw
 
 
+def from_resources(keywords: Mapping[str, Any]) -> dict[str, Any]:
+    """ParallelMap's ``resources`` (``{"cores": 4, "gpus": 1, "mem": "8GB"}``) as keywords.
+
+    ``cores`` is ``cores_per_worker`` and ``mem`` is ``mem_per_worker`` (given both
+    ways, they have to agree); ``gpus`` becomes a job-script option per scheduler.
+    """
+    kw = dict(keywords)
+    resources = kw.pop("resources", None) or {}
+    if not isinstance(resources, Mapping):
+        raise ArgumentTypeError(f"`resources` has to be a dict, not {resources!r}",
+                                parameter="resources")
+    for name, keyword, unset in (("cores", "cores_per_worker", None),
+                                 ("mem", "mem_per_worker", "auto")):
+        if name not in resources:
+            continue
+        if kw.get(keyword, unset) not in (unset, resources[name]):
+            raise ArgumentValueError(f"`resources['{name}']` {resources[name]!r} and "
+                                     f"`{keyword}` {kw[keyword]!r} disagree: give one",
+                                     parameter="resources")
+        kw[keyword] = resources[name]
+    if "gpus" in resources:
+        kw["gpus"] = resources["gpus"]
+    return kw
+
+
 @dataclass(frozen=True)
 class JobQueueRequest:
     """The keywords as given (unchecked), under acme-core's names.
@@ -114,12 +139,15 @@ class JobQueueRequest:
     reuse: Any = True
     n_calls: Any = None
     mem_cushion: Any = 0
+    gpus: Any = 0
+    retry_memory_factor: Any = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_keywords(cls, keywords: Mapping[str, Any]) -> JobQueueRequest:
-        """Map ACME's aliases (:func:`unalias`) and set dask-jobqueue's keywords apart."""
-        kw = unalias(keywords)
+        """Map ACME's aliases (:func:`unalias`), ``resources`` (:func:`from_resources`),
+        and set dask-jobqueue's keywords apart."""
+        kw = from_resources(unalias(keywords))
         ours = {f.name for f in fields(cls)} - {"extra"}
         return cls(**{k: v for k, v in kw.items() if k in ours},
                    extra={k: v for k, v in kw.items() if k not in ours})
@@ -153,6 +181,10 @@ class JobQueueSettings:
     reuse: bool
     #: keywords for dask-jobqueue's cluster class
     extra: Mapping[str, Any]
+    #: GPUs per job (their job-script option is in ``job_extra``)
+    gpus: int = 0
+    #: memory growth for a call that exceeded its worker's memory (None: off)
+    retry_memory_factor: float | None = None
 
 
 def resolve(kind: JobQueueKind, **keywords: Any) -> JobQueueSettings:
@@ -194,6 +226,8 @@ def resolve(kind: JobQueueKind, **keywords: Any) -> JobQueueSettings:
     mib = math.ceil(parse_bytes(memory) / 2**20)  # what the job asks for (see startup)
     if check:
         check_node_limits(kind, queue, scalars["cores"], memory, mib, max_mem)
+    scalars["job_extra"] += kind.cli.resource_options(scalars["cores"], mib, check)
+    scalars["job_extra"] += gpu_options(kind, queue, scalars["gpus"], check)
     log.debug("%s: %d worker(s) with %d core(s) and %s each in %s %s", kind.name,
               scalars["n_workers"], scalars["cores"], memory, kind.queue_word,
               queue or "(default)")
@@ -262,6 +296,9 @@ def check_scalars(kind: JobQueueKind, request: JobQueueRequest) -> dict[str, Any
         "reuse": _checks.boolean(r.reuse, "reuse"),
         "job_extra": _job_extra(kind, r.job_extra),
         "security": _security(r.security),
+        "gpus": _checks.count(r.gpus, "resources['gpus']", minimum=0),
+        "retry_memory_factor": None if r.retry_memory_factor is None else
+        _checks.number(r.retry_memory_factor, "retry_memory_factor"),
         **_strings(r),
     }
 
@@ -367,6 +404,47 @@ def resolve_memory(kind: JobQueueKind, queue: str | None, mem_per_worker: Any, c
             auto_mb = min(auto_mb, max_mem)
         mem_per_worker = f"{max(int(auto_mb - cushion), 100)}MiB"
     return _checks.mem_spec(mem_per_worker), max_mem
+
+
+def gpu_options(kind: JobQueueKind, queue: str | None, gpus: int, check: bool) -> tuple[str, ...]:
+    """The job-script option asking for ``gpus`` GPUs; refused where no node has them."""
+    if not gpus:
+        return ()
+    option = kind.cli.gpu_option
+    if option is None:
+        raise ArgumentValueError(f"`resources['gpus']`: the {kind.name!r} backend cannot ask "
+                                 f"{kind.cli.title} for GPUs", parameter="resources")
+    available = kind.cli.queue_gpus(queue) if check else None
+    if available is not None and available < gpus:
+        where = f"{kind.queue_word} {queue}" if queue else kind.cli.title
+        has = "no GPUs" if available == 0 else f"at most {available} GPUs per node"
+        raise ArgumentValueError(
+            f"`resources['gpus']` {gpus}: {where} has {has}, so such a job could never start. "
+            f"Pick a {kind.queue_word} with GPUs.", parameter="resources")
+    return () if kind.cli.gpu_in_select else (option.format(n=gpus),)
+
+
+def more_memory(kind: JobQueueKind, settings: JobQueueSettings,
+                level: int) -> JobQueueSettings | None:
+    """``settings`` for one job with ``retry_memory_factor ** level`` times the memory.
+
+    At most what the largest node of the queue has and the queue allows; None when
+    escalation is off or step ``level`` would get no more than step ``level - 1``.
+    """
+    factor = settings.retry_memory_factor
+    if factor is None or factor <= 1:
+        return None
+    # compared with MiB as check_node_limits does: SLURM's "MB" are MiB
+    node_mem = kind.cli.node_limits(settings.queue).mem_mb
+    max_mem = kind.cli.queue_memory(settings.queue).max_per_node_mb
+    caps = [int(m) for m in (node_mem, max_mem) if m is not None]
+    cap: float = min(caps) if caps else math.inf
+    want = min(math.ceil(settings.memory_mib * factor ** level), cap)
+    before = min(math.ceil(settings.memory_mib * factor ** (level - 1)), cap)
+    if want <= before:
+        return None
+    return replace(settings, memory=f"{want}MiB", memory_mib=int(want), n_workers=1,
+                   n_workers_startup=1, reuse=False)
 
 
 def check_node_limits(kind: JobQueueKind, queue: str | None, cores: int, memory: str,

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from acme_backends.dask.client import current_client
+from acme_backends.dask.scheduling import SCHEDULER_OPTIONS, one_task_per_thread
 from acme_backends.jobqueue._djq_hooks import (
     JobRecord,
     close_quietly,
@@ -144,6 +145,10 @@ def cluster_keywords(kind: JobQueueKind, settings: JobQueueSettings, log_dir: Pa
     scheduler_options = dict(dask.config.get(f"jobqueue.{kind.config_name}.scheduler-options",
                                              {}) or {})
     scheduler_options.setdefault("dashboard_address", settings.dashboard_address)
+    # as on local clusters (dask.scheduling): lost tasks retried once, frozen workers
+    # given up after a minute
+    for key, value in SCHEDULER_OPTIONS.items():
+        scheduler_options.setdefault(key, value)
     scheduler_options.update(extra.pop("scheduler_options", None) or {})
     if settings.host is not None:
         scheduler_options["host"] = settings.host
@@ -153,6 +158,10 @@ def cluster_keywords(kind: JobQueueKind, settings: JobQueueSettings, log_dir: Pa
         # a worker's HTTP server (/health, /metrics, /sitemap.json) would answer anybody
         # who reaches its node, without TLS: this node only, like the scheduler's dashboard
         worker_args += ["--dashboard-address", WORKER_HTTP_ADDRESS]
+    if settings.gpus and kind.cli.gpu_in_select and kind.cli.gpu_option:
+        # dask-jobqueue's own select statement (PBSJob) with the GPUs in it
+        extra.setdefault("resource_spec", f"select=1:ncpus={settings.cores}:mem="
+                         f"{settings.memory_mib}mb:{kind.cli.gpu_option.format(n=settings.gpus)}")
     skip = list(extra.pop("job_directives_skip", None) or [])
     if settings.walltime is None and kind.walltime_directive:
         skip.append(kind.walltime_directive)  # the partition's own limit applies (ACME)
@@ -185,7 +194,8 @@ def start(kind: JobQueueKind, settings: JobQueueSettings, *, start_client: bool)
     kwargs = cluster_keywords(kind, settings, log_dir,
                               recording_job_class(job_cls, record, submit_dir))
     try:
-        cluster = closing_cluster_class(cluster_cls, kind.cli, record)(**kwargs)
+        with one_task_per_thread():
+            cluster = closing_cluster_class(cluster_cls, kind.cli, record)(**kwargs)
     except TypeError as exc:  # a keyword dask-jobqueue accepted by name but not by value
         raise ArgumentTypeError(f"{getattr(kind, '__name__', kind.name)}: {exc}") from exc
     try:

@@ -117,6 +117,10 @@ class SchedulerCLI:
     title: ClassVar[str] = "batch scheduler"
     #: command whose presence means the scheduler is usable from here
     probe_command: ClassVar[str] = ""
+    #: the job-script option that asks for ``{n}`` GPUs per job (None: not supported)
+    gpu_option: ClassVar[str | None] = None
+    #: ``gpu_option`` is a part of the select statement (PBS), not a line of its own
+    gpu_in_select: ClassVar[bool] = False
 
     @classmethod
     def run(cls, cmd: Sequence[str]) -> str:
@@ -142,6 +146,21 @@ class SchedulerCLI:
     def queue_memory(cls, queue: str | None) -> QueueMemory:
         """The queue's memory limit per node and its default memory per CPU (MB)."""
         return QueueMemory(None, None)
+
+    @classmethod
+    def queue_gpus(cls, queue: str | None) -> int | None:
+        """The most GPUs a node of ``queue`` has (0: none; None: the scheduler cannot tell)."""
+        return None
+
+    @classmethod
+    def resource_options(cls, cores: int, memory_mib: int, check: bool) -> tuple[str, ...]:
+        """Job-script options asking the scheduler for ``cores`` and ``memory_mib`` per job.
+
+        Only for schedulers whose dask-jobqueue job class does not ask itself (SLURM's
+        writes ``--cpus-per-task``/``--mem``, PBS's ``-l select``/``nodes``).
+        ``check``: the scheduler may be asked what it has.
+        """
+        return ()
 
     @classmethod
     def job_states(cls, job_ids: Sequence[str]) -> dict[str, JobState]:

@@ -96,6 +96,9 @@ class PbsCLI(SchedulerCLI):
 
     title = "PBS"
     probe_command = "qstat"
+    # PBS Pro refuses host-level resources (ngpus) next to a select statement: they go in it
+    gpu_option = "ngpus={n}"
+    gpu_in_select = True
 
     @classmethod
     def available(cls) -> bool:

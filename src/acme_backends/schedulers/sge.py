@@ -16,6 +16,7 @@ from acme_backends.schedulers.base import (
     largest,
     mem_mb,
 )
+from acme_core.errors import ArgumentValueError
 
 __all__ = ["SgeCLI", "parse_hosts", "parse_job_states", "parse_node_limits", "parse_queues"]
 
@@ -96,10 +97,39 @@ class SgeCLI(SchedulerCLI):
 
     title = "SGE"
     probe_command = "qconf"
+    gpu_option = "-l gpu={n}"
 
     @classmethod
     def queues(cls) -> Queues:
         return parse_queues(cls.run(["qconf", "-sql"]))
+
+    @classmethod
+    def resource_options(cls, cores: int, memory_mib: int, check: bool) -> tuple[str, ...]:
+        """``-pe <pe> <cores>`` (several cores) and ``-l mem_free=<memory_mib>M``.
+
+        dask-jobqueue's SGE jobs ask Grid Engine for neither: a 4-core worker then
+        occupies one slot. The parallel environment is ``smp`` where Grid Engine
+        has one of that name (``qconf -spl``), else its first; ``mem_free`` (free
+        memory on the host) is the request every Grid Engine knows, where
+        ``h_vmem`` would kill a dask worker for the virtual memory its threads reserve.
+        """
+        options = [f"-l mem_free={memory_mib}M"]  # Grid Engine's M: MiB
+        if cores > 1:
+            options.insert(0, f"-pe {cls.parallel_environment(check)} {cores}")
+        return tuple(options)
+
+    @classmethod
+    def parallel_environment(cls, check: bool) -> str:
+        """The parallel environment for multi-core jobs (see :meth:`resource_options`)."""
+        if not check:
+            return "smp"
+        names = cls.run(["qconf", "-spl"]).split()
+        if not names:
+            raise ArgumentValueError(
+                "`cores_per_worker` > 1 needs a Grid Engine parallel environment, and "
+                "`qconf -spl` lists none: ask your administrators for one (e.g. smp)",
+                parameter="cores_per_worker")
+        return "smp" if "smp" in names else names[0]
 
     @classmethod
     def node_limits(cls, queue: str | None) -> NodeLimits:

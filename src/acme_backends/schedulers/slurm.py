@@ -6,6 +6,7 @@ its docstring; :class:`SlurmCLI` runs those commands.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from acme_backends.schedulers.base import (
@@ -22,6 +23,7 @@ from acme_core.errors import SchedulerError
 __all__ = [
     "SlurmCLI",
     "parse_job_states",
+    "parse_node_gpus",
     "parse_node_limits",
     "parse_partition_memory",
     "parse_partitions",
@@ -80,6 +82,26 @@ def parse_partition_memory(text: str) -> QueueMemory:
     return QueueMemory(mb("MaxMemPerNode"), mb("DefMemPerCPU"))
 
 
+def parse_node_gpus(text: str) -> int:
+    """The most GPUs on one node of ``sinfo -h -N -o %G`` (one node's GRES per line).
+
+    A line is ``(null)`` or a list such as ``gpu:2``, ``gpu:a100:4(S:0-1)``,
+    ``gpu:2,mps:200`` or ``gpu:v100:2(S:0),gpu:t4:1(S:1)``: a node's GPU count is
+    the sum of the numbers after the last colon of its ``gpu`` entries (the
+    socket lists in brackets left off).
+    """
+    best = 0
+    for line in text.split():
+        count = 0
+        for item in re.sub(r"\([^)]*\)", "", line).split(","):
+            name, _, rest = item.partition(":")
+            number = rest.rsplit(":", 1)[-1]
+            if name == "gpu" and number.isdigit():
+                count += int(number)
+        best = max(best, count)
+    return best
+
+
 def parse_job_states(text: str) -> dict[str, JobState]:
     """Job id -> (state, reason) of ``squeue -h -o "%i %T %r"``.
 
@@ -99,6 +121,7 @@ class SlurmCLI(SchedulerCLI):
 
     title = "SLURM"
     probe_command = "sinfo"
+    gpu_option = "--gres=gpu:{n}"
 
     @classmethod
     def queues(cls) -> Queues:
@@ -108,6 +131,11 @@ class SlurmCLI(SchedulerCLI):
     def node_limits(cls, queue: str | None) -> NodeLimits:
         where = ["-p", queue] if queue else []
         return parse_node_limits(cls.run(["sinfo", "-h", "-N", "-o", "%c %m", *where]))
+
+    @classmethod
+    def queue_gpus(cls, queue: str | None) -> int | None:
+        where = ["-p", queue] if queue else []
+        return parse_node_gpus(cls.run(["sinfo", "-h", "-N", "-o", "%G", *where]))
 
     @classmethod
     def queue_memory(cls, queue: str | None) -> QueueMemory:

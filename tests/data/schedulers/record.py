@@ -47,6 +47,7 @@ def slurm() -> None:
     save("slurm/sinfo-partitions.txt", ["sinfo", "-h", "-o", "%P"])
     save("slurm/sinfo-nodes.txt", ["sinfo", "-h", "-N", "-o", "%c %m"])
     save("slurm/sinfo-nodes-8GBXS.txt", ["sinfo", "-h", "-N", "-o", "%c %m", "-p", "8GBXS"])
+    save("slurm/sinfo-gres.txt", ["sinfo", "-h", "-N", "-o", "%G"])
     for part in ("debug", "8GBXS", "16GBS"):
         save(f"slurm/scontrol-partition-{part}.txt",
              ["scontrol", "-o", "show", "partition", part])
@@ -72,6 +73,7 @@ def slurm() -> None:
 
 def sge() -> None:
     save("sge/qconf-sql.txt", ["qconf", "-sql"])
+    save("sge/qconf-spl.txt", ["qconf", "-spl"])
     save("sge/qhost-q.txt", ["qhost", "-q"])
     qsub = ["qsub", "-terse", "-o", "/dev/null", "-j", "y", "-b", "y"]
     ids = [run([*qsub, "sleep", "120"]).stdout.strip() for _ in range(3)]  # 2 slots: 1 waits

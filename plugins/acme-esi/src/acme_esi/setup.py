@@ -7,10 +7,11 @@ import logging
 import math
 import os
 import shutil
+import subprocess
 from datetime import datetime
 from typing import Any
 
-from acme_backends.dask import local_cluster_setup
+from acme_backends.dask import current_client, local_cluster_setup
 from acme_backends.jobqueue import slurm_cluster_setup
 from acme_backends.schedulers.slurm import SlurmCLI
 from acme_core.errors import ArgumentTypeError, ArgumentValueError
@@ -73,6 +74,11 @@ def _check_arguments(partition: object, mem_per_worker: object) -> None:
     if not isinstance(mem_per_worker, str):
         raise ArgumentTypeError(f"`mem_per_worker` has to be a string, not {type(mem_per_worker)}",
                                 parameter="mem_per_worker")
+
+
+
+def _check_auto_partition(partition: str, mem_per_worker: str) -> None:
+    """On SLURM only: ``partition="auto"`` needs the memory to pick a partition from."""
     if partition == "auto" and mem_per_worker == "auto":
         raise ArgumentValueError("partition='auto' picks the partition from the memory each "
                                  "worker needs: give `mem_per_worker` (e.g. '12GB')",
@@ -90,6 +96,35 @@ def _partition_and_memory(partition: str, mem_per_worker: str,
     if mem_per_worker.startswith(ESTIMATE):
         mem_per_worker = "auto"  # the whole partition's memory, as ACME does
     return partition, mem_per_worker
+
+
+def slurm_answers() -> bool:
+    """Whether SLURM can be used from here: ``sinfo`` is installed *and* answers.
+
+    ACME checks ``sinfo``'s exit code: a workstation with the SLURM client but no
+    reachable controller counts as no SLURM.
+    """
+    if shutil.which("sinfo") is None:
+        return False
+    try:
+        done = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0
+
+
+def _local_instead(n_workers: int, start_client: bool) -> Any:
+    """Off SLURM, as ACME: the running client if there is one, else a new local cluster."""
+    existing = current_client()
+    if existing is not None:
+        log.info("Found existing parallel computing client %s. Not starting a new cluster.",
+                 existing)
+        return existing if start_client else existing.cluster
+    # ACME starts a local cluster silently; say so
+    log.warning("SLURM is not available on this machine (%s: `sinfo` is missing or does not "
+                "answer): starting a local multi-processing cluster instead of SLURM workers",
+                os.uname().nodename)
+    return local_cluster_setup(n_workers=n_workers, interactive=False, start_client=start_client)
 
 
 def _cores(partition: str, mem_per_worker: str) -> int:
@@ -138,12 +173,9 @@ def esi_cluster_setup(partition: str, n_workers: int = 2, mem_per_worker: str = 
         A running client is reused (ACME's behaviour) when it runs on SLURM workers.
     """
     _check_arguments(partition, mem_per_worker)
-    if shutil.which("sinfo") is None:
-        # ACME starts a local cluster instead; say so instead of doing it silently
-        log.warning("SLURM does not seem to be installed on this machine (%s): starting a local "
-                    "multi-processing cluster instead of SLURM workers", os.uname().nodename)
-        return local_cluster_setup(n_workers=n_workers, interactive=False,
-                                   start_client=start_client)
+    if not slurm_answers():
+        return _local_instead(n_workers, start_client)
+    _check_auto_partition(partition, mem_per_worker)
     names = SlurmCLI.queues().names
     partition, mem_per_worker = _partition_and_memory(partition, mem_per_worker, names)
     if cores_per_worker is None:
