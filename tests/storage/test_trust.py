@@ -434,7 +434,9 @@ def test_queue_and_memory_are_checked_before_the_run_directory_exists(in_tmp, sc
     with pytest.raises(ArgumentError) as info:
         ParallelMap(triple, [1, 2], output_dir=str(out), backend=scheduler, logfile=False,
                     **keywords)
-    assert info.value.parameter == parameter
+    # the keyword, or backend_options with the keyword and its value in the message
+    assert info.value.parameter in (parameter, "backend_options")
+    assert f"'{parameter}': {keywords[parameter]!r}" in str(info.value)
     assert not out.exists()
 
 
@@ -442,6 +444,8 @@ def test_queue_and_memory_are_checked_before_the_run_directory_exists(in_tmp, sc
 ODD = [b"\xff\xfe\x00raw", "a\x00b", np.array([b"\xff", b"ok"]), (b"\x80", "text")]
 
 
+# zarr warns that its fixed-length bytes type has no finished v3 specification yet
+@pytest.mark.filterwarnings("ignore:The data type .* does not have a Zarr V3 specification")
 @pytest.mark.parametrize("store", ["hdf5", "zarr", "hdf5-single"])
 def test_non_utf8_bytes_and_nul_strings_read_back(in_tmp, store):
     out = in_tmp / "run"
