@@ -187,7 +187,7 @@ def resolve_backend(backend: Any, backend_options: dict[str, Any],
                      f"the backend {executor_info(cls).name!r}")
     plan = BackendPlan(cls, preset=preset, backend_options={**honoured, **backend_options})
     check_options(cls, plan.options(cluster_keywords), "backend_options",
-                  top_level=set(honoured) - set(backend_options))
+                  top_level=(set(honoured) | set(cluster_keywords)) - set(backend_options))
     if plan.starts_local_processes:
         check_main_guard()
     return plan
