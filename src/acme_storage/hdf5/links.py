@@ -23,18 +23,20 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import threading
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
+from acme_core.errors import ArgumentValueError
 from acme_core.fileio import atomic_path, fsync_path, is_partial, remove_partials
 from acme_core.store import BaseStore, RunInfo
 from acme_storage import _layout, _trust, stacking
 from acme_storage._emergency import read_emergency, warn_pickled, write_emergency
 from acme_storage._values import elements, named_results
+from acme_storage.hdf5 import shards, vds
 from acme_storage.hdf5 import template as h5template
-from acme_storage.hdf5 import vds
 from acme_storage.hdf5._h5 import (
     H5_DTYPE_LIMITS,
     H5_KINDS,
@@ -47,9 +49,12 @@ from acme_storage.hdf5._h5 import (
     write_results,
 )
 
-__all__ = ["HDF5Store", "HDF5Writer", "template_plan"]
+__all__ = ["SHARD_AUTO_CALLS", "HDF5ShardWriter", "HDF5Store", "HDF5Writer", "template_plan"]
 
 log = logging.getLogger("acme")
+
+#: ``shard_calls="auto"`` shards runs of at least this many calls (``benchmarks/README.md``)
+SHARD_AUTO_CALLS = 10_000
 
 #: this process's file templates (see :mod:`acme_storage.hdf5.template`)
 _TEMPLATES = h5template.Templates()
@@ -128,6 +133,81 @@ class HDF5Writer:
         return final
 
 
+class HDF5ShardWriter(HDF5Writer):
+    """Worker side of a sharded run: a task's calls go into one shard file (:mod:`.shards`).
+
+    Values a shard cannot hold, and every call of a stacked run, take
+    :class:`HDF5Writer`'s per-call path. Outside a task (``debug=True``), each call
+    is written at once as a shard of its own.
+    """
+
+    def __init__(self, *args: Any, shard_bytes: int = shards.SHARD_BYTES, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.shard_bytes = shard_bytes
+        self._setup()
+
+    def _setup(self) -> None:
+        # several tasks may run at once in one worker process (threads), and with a
+        # timeout a task's calls run in other threads than the task: buffers are found
+        # by task id, and each task's own buffer by its thread
+        self._open: dict[int, shards.ShardBuffer] = {}
+        self._mine = threading.local()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        del state["_open"], state["_mine"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._setup()
+
+    def _shard_path(self, first: int) -> str:
+        return os.path.join(self.payload, shards.shard_name(self.func_name, first))
+
+    def begin_chunk(self, task_ids: list[int]) -> None:
+        """Start buffering the calls ``task_ids`` of one task."""
+        buffer = shards.ShardBuffer()
+        self._mine.buffer = buffer
+        self._mine.ids = task_ids
+        for i in task_ids:
+            self._open[i] = buffer
+
+    def end_chunk(self) -> None:
+        """Write the task's shard (complete or absent)."""
+        buffer = getattr(self._mine, "buffer", None)
+        ids: list[int] = getattr(self._mine, "ids", [])
+        self._mine.buffer, self._mine.ids = None, []
+        for i in ids:
+            if self._open.get(i) is buffer:
+                del self._open[i]
+        if buffer is not None:
+            with buffer.lock:
+                self._flush(buffer)
+
+    def _flush(self, buffer: shards.ShardBuffer) -> None:
+        path, calls = buffer.take()
+        if path is not None and calls:
+            shards.write_shard(path, calls, self.compression, self.locking, self.fsync)
+
+    def write(self, task_id: int, value: Any) -> str:
+        """Buffer call ``task_id``'s value for its task's shard; return the shard's path."""
+        datasets = shards.buffered(value, self.collapse) if self.slot is None else None
+        if datasets is None:
+            return super().write(task_id, value)
+        buffer = self._open.get(task_id)
+        if buffer is None:  # outside a task: a shard of its own, now
+            path = self._shard_path(task_id)
+            shards.write_shard(path, [(task_id, datasets)], self.compression, self.locking,
+                               self.fsync)
+            return path
+        with buffer.lock:
+            reference = buffer.add(self._shard_path, task_id, datasets)
+            if buffer.nbytes >= self.shard_bytes:  # bounded memory: the next shard begins
+                self._flush(buffer)
+        return reference
+
+
 class HDF5Store(BaseStore):
     """One HDF5 file per call and an aggregate container of relative ExternalLinks.
 
@@ -138,6 +218,13 @@ class HDF5Store(BaseStore):
     locking : bool, optional
         HDF5 file locking; ``False`` helps on shared file systems that do not
         support it (like ``HDF5_USE_FILE_LOCKING=FALSE``). None keeps HDF5's default.
+    shard_calls : bool or "auto", optional
+        Write the calls of each task into one shard file
+        (``<fn>_payload/<fn>_<t>.shard.h5``, :mod:`acme_storage.hdf5.shards`) instead of
+        a file per call; the container links ``comp_<i>`` into the shards, so it
+        reads the same. ``"auto"`` (default) shards runs of at least
+        :data:`SHARD_AUTO_CALLS` calls without ``result_shape``; smaller runs keep
+        ACME's file per call.
     """
 
     name: ClassVar[str] = "hdf5"
@@ -148,22 +235,34 @@ class HDF5Store(BaseStore):
     #: its call, and the fsync would cost every call (``benchmarks/README.md``)
     fsync_calls: ClassVar[bool] = False
 
-    def __init__(self, compression: str | None = None, locking: bool | None = None) -> None:
+    def __init__(self, compression: str | None = None, locking: bool | None = None,
+                 shard_calls: bool | str = "auto") -> None:
         super().__init__()
         check_h5_options(compression, locking)
+        if shard_calls not in (True, False, "auto"):
+            raise ArgumentValueError(f"`shard_calls` has to be True, False or 'auto', not "
+                                     f"{shard_calls!r}", parameter="store_options")
         self.compression = compression
         self.locking = locking
+        self.shard_calls = shard_calls
+        #: whether this run writes shards (decided by :meth:`prepare`)
+        self.sharded = False
 
-    @classmethod
-    def check_run(cls, run: RunInfo) -> None:
-        """Refuse a ``result_dtype`` HDF5 cannot stack, or another run's files in ``output_dir``.
+    def check_run(self, run: RunInfo) -> None:
+        """Refuse a ``result_dtype`` HDF5 cannot stack, ``shard_calls=True`` with
+        ``result_shape``, or another run's files in ``output_dir``.
 
         Raises
         ------
         acme_core.errors.ArgumentValueError
-            ``parameter="result_dtype"`` or ``"output_dir"``.
+            ``parameter="result_dtype"``, ``"store_options"`` or ``"output_dir"``.
         """
+        cls = type(self)
         stacking.check_result_dtype(run, cls.name, H5_KINDS, H5_DTYPE_LIMITS)
+        if self.shard_calls is True and run.result_shape is not None:
+            raise ArgumentValueError("`shard_calls=True` is not available with `result_shape` "
+                                     "yet: stacked results are written per call",
+                                     parameter="store_options")
         if not run.resume:
             fn = run.func_name
             _trust.refuse_leftovers(run.output_dir, [_layout.container(Path(), fn).name,
@@ -188,6 +287,11 @@ class HDF5Store(BaseStore):
         """Create the payload directory and the container (kept as it is on resume)."""
         super().prepare(run)
         os.makedirs(self.payload, exist_ok=True)
+        self.sharded = run.result_shape is None and (
+            self.shard_calls is True
+            or (self.shard_calls == "auto" and run.n_calls >= SHARD_AUTO_CALLS))
+        if self.sharded:  # the container links the shards once they exist (finalize)
+            return
         if run.resume and self.container_path.exists():
             return
         if run.result_shape is not None:
@@ -213,7 +317,8 @@ class HDF5Store(BaseStore):
     def writer(self) -> HDF5Writer:
         """The picklable writer the tasks use."""
         assert self.run is not None
-        return HDF5Writer(str(self.payload), self.run.func_name,
+        cls = HDF5ShardWriter if self.sharded else HDF5Writer
+        return cls(str(self.payload), self.run.func_name,
                           collapse=self.run.result_shape is None,
                           compression=self.compression, locking=self.locking,
                           fsync=self.fsync_calls, slot=_slot(self.run))
@@ -235,12 +340,20 @@ class HDF5Store(BaseStore):
                 i = _layout.task_id_of(entry.name, fn, ".pickle")
                 if i is not None and i < self.run.n_calls and _trust.whole_pickle(entry.path):
                     found[i] = entry.path
+        if self.sharded:  # a call's own file wins over a copy in a shard
+            index = shards.ShardIndex(self.out, fn, self.run.n_calls)
+            for i in index.where.keys() - found.keys():
+                found[i] = str(index.path(i))
         return found
 
     def finalize(self, references: list[Any], failed: set[int]) -> list[Any]:
         """Link extra returns (stacked runs); after emergency pickling, ACME's flat layout."""
         assert self.run is not None
         remove_partials(self.payload)
+        if self.sharded:
+            shards.write_container(self.container_path, self.payload, references, self.locking)
+            self.results_container = str(self.container_path)
+            return list(references)
         self.results_container = str(self.container_path) if self.container_path.exists() else None
         if self.run.result_shape is not None and references and not failed:
             vds.link_extra_returns(self.container_path, self.payload, self.run, self.locking)
@@ -279,7 +392,12 @@ class HDF5Store(BaseStore):
         if (manifest.get("result_shape") is not None
                 and _trust.inside(run_dir, _layout.container(Path(), run.func_name).name)):
             return vds.read_stacked(run_dir, manifest)
-        return [_read_one(run_dir, run.func_name, i, i in run.pickled)
+        index = shards.ShardIndex(run_dir, run.func_name, run.n_calls)
+        own = _own_files(run_dir, run.func_name, run.n_calls) if index.where else None
+        in_shards = index.read(sorted(i for i in run.finished
+                                      if own is None or i not in own)) if index.where else {}
+        return [in_shards[i] if i in in_shards
+                else _read_one(run_dir, run.func_name, i, i in run.pickled)
                 if i in run.finished else None for i in range(run.n_calls)]
 
 
@@ -303,3 +421,17 @@ def _read_one(run_dir: Path, fn: str, i: int, pickled: bool) -> Any:
         if pkl is not None and pickled:
             return read_emergency(pkl)
     return None
+
+
+def _own_files(run_dir: Path, fn: str, n_calls: int) -> set[int]:
+    """The calls with a file of their own (``.h5`` or ``.pickle``) next to the shards."""
+    own: set[int] = set()
+    for directory in (_layout.payload_dir(run_dir, fn), run_dir):
+        if not directory.is_dir() or directory.is_symlink():
+            continue
+        for entry in os.scandir(directory):
+            for suffix in (".h5", ".pickle"):
+                i = _layout.task_id_of(entry.name, fn, suffix)
+                if i is not None and i < n_calls:
+                    own.add(i)
+    return own
