@@ -19,7 +19,7 @@ read every value back (in the same subprocess, after the run).
 Run::
 
     python benchmarks/bench_scale.py [--ns 10000 100000] [--kinds scalar kib]
-        [--variants memory hdf5 hdf5-shards zarr] [--json]
+        [--variants memory hdf5 hdf5-shards zarr] [--read-max N] [--json]
 """
 
 from __future__ import annotations
@@ -64,7 +64,8 @@ def count_entries(root: Path) -> tuple[int, int]:
     return files, dirs
 
 
-def one(variant: str, n: int, kind: str, scheduler: str, out: Path) -> dict[str, Any]:
+def one(variant: str, n: int, kind: str, scheduler: str, out: Path,
+        read_back: bool = True) -> dict[str, Any]:
     """One run in this process (a fresh subprocess per variant), on the running cluster."""
     from distributed import Client
 
@@ -83,7 +84,7 @@ def one(variant: str, n: int, kind: str, scheduler: str, out: Path) -> dict[str,
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     files, dirs = count_entries(out)
     read = None
-    if variant != "memory":
+    if variant != "memory" and read_back:
         start = time.perf_counter()
         values = open_results(out)
         read = time.perf_counter() - start
@@ -101,11 +102,13 @@ def main() -> None:
     parser.add_argument("--kinds", nargs="+", default=["scalar", "kib"])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--one", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--read-max", type=int, default=10**7,
+                        help="skip open_results for file-per-call variants above this N")
+    parser.add_argument("--one", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        variant, n, kind, scheduler, out = args.one
-        print(json.dumps(one(variant, int(n), kind, scheduler, Path(out))))
+        variant, n, kind, scheduler, out, read_back = args.one
+        print(json.dumps(one(variant, int(n), kind, scheduler, Path(out), read_back == "1")))
         return
     import shutil
     import tempfile
@@ -119,10 +122,11 @@ def main() -> None:
             for kind in args.kinds:
                 for variant in args.variants:
                     out = Path(tempfile.mkdtemp(prefix="acme-scale-")) / "run"
+                    read_back = variant not in ("hdf5", "zarr") or n <= args.read_max
                     log(f"N={n:,} {kind} {variant} ...")
                     done = subprocess.run(
                         [sys.executable, __file__, "--one", variant, str(n), kind,
-                         client.scheduler.address, str(out)],
+                         client.scheduler.address, str(out), str(int(read_back))],
                         check=True, capture_output=True, text=True)
                     row = json.loads(done.stdout.strip().splitlines()[-1])
                     rows.append(row)
