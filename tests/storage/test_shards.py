@@ -260,3 +260,29 @@ def test_many_calls_in_shards(client, tmp_path):
     assert len(list((tmp_path / "run" / "scalar_payload").iterdir())) <= n // 1000
     values = open_results(tmp_path / "run")
     assert len(values) == n and float(values[-1][0]) == n - 1
+
+
+def fails_on_three(i: int) -> float:
+    if i == 3:
+        raise ValueError("cannot handle 3")
+    return float(i)
+
+
+def test_inspect_and_open_results_report_per_call(client, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    with pytest.raises(ParallelMapError):
+        run(out, fails_on_three, 12, True, retries=0)
+    done = subprocess.run([sys.executable, "-m", "acme_core.cli", "inspect", "--json", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    state = json.loads(done.stdout)
+    assert state["done"] == 11 and list(state["failed"]) == ["3"] and state["missing"] == []
+    values = open_results(out)
+    assert values[3] is None
+    assert [float(v[0]) for i, v in enumerate(values) if i != 3] == [
+        float(i) for i in range(12) if i != 3]
+    with h5py.File(out / "fails_on_three.h5") as h5f:
+        assert "comp_3" not in h5f and float(h5f["comp_4"]["result_0"][0]) == 4.0
