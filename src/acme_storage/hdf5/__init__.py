@@ -8,6 +8,8 @@ module                        what it holds
 :mod:`.vds`                   ... with ``result_shape``: the virtual dataset and the
                               links to extra return values
 :mod:`.template`              ... its fast path: files from an image h5py made once
+:mod:`.shards`                ... with ``shard_calls``: a shard file per task, linked
+                              ``comp_<i>`` by ``comp_<i>``
 :mod:`.single`                the ``"hdf5-single"`` store: staged per call, merged
                               into one file by the driver
 :mod:`._h5`                   the h5py seam both stores share: lazy import, locking,
