@@ -174,7 +174,7 @@ def test_cancelled_element_reruns_its_calls(tmp_path, caplog):
         paths = handle.results(progress=False)
     assert len(paths) == 12 and all(p for p in paths)
     assert "ended before finishing calls" in caplog.text
-    assert "cancelled" in caplog.text  # the cause, from the element's job log
+    assert "it was cancelled: slurmstepd" in caplog.text  # the cause, from its job log
 
 
 def _running(job: str) -> bool:

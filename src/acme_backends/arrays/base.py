@@ -151,6 +151,8 @@ class ArrayExecutor:
     queue_word: ClassVar[str] = "queue"
     #: the scheduler's option for GPUs, ``{n}`` replaced by the count
     gpu_option: ClassVar[str] = ""
+    #: the scheduler's number of an array's first element (SLURM 0, SGE 1)
+    task_base: ClassVar[int] = 0
     owns_resources = True
 
     def __init__(self, partition: str | None = "auto", n_workers: int | str = "auto",
@@ -267,7 +269,7 @@ class ArrayExecutor:
         run_dir = self.settings.run_dir
         if run_dir is None or not JOB_ID.fullmatch(job.job_id):
             return None
-        for path in sorted((run_dir / "job-logs").glob(f"*{job.job_id}*{index + job.first}*")):
+        for path in (run_dir / "job-logs").glob(f"*-{job.job_id}_{index + self.task_base}.out"):
             if path.is_symlink() or not path.is_file():
                 continue
             with open(path, encoding="utf-8", errors="replace") as fh:

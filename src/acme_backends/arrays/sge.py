@@ -93,6 +93,7 @@ class SgeArrayExecutor(ArrayExecutor):
     cli = SgeCLI
     queue_word = "queue"
     gpu_option = "-l gpu={n}"
+    task_base = 1
 
     def _directives(self) -> list[str]:
         s = self.settings
