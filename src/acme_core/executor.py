@@ -85,7 +85,9 @@ Optional capabilities (runtime-checkable Protocols)
     ``cancel_jobs(job_ids)`` cancels them; ``plan_elements(n_calls)`` says how
     many elements ``n_calls`` calls should be spread over; ``detached_options()``
     gives the JSON-able options that recreate the executor (``cls(**options)``) in
-    a later process (``ParallelMap.attach``, ``acme wait``). With it,
+    a later process (``ParallelMap.attach``, ``acme wait``); optionally
+    ``element_cause(job, k)`` says in words why element ``k`` of ``job`` ended
+    early (for the log). With it,
     ``compute()`` runs through the same whole-run path and ``ParallelMap.submit()``
     returns once the jobs are queued.
 
