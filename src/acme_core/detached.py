@@ -56,6 +56,7 @@ from acme_core.errors import (
     NoRunError,
     RemoteCallError,
     RunDirectoryError,
+    TamperedFileError,
     UsageError,
     WorkerLostError,
 )
@@ -174,11 +175,24 @@ def _rebuild_error(record: dict[str, Any]) -> BaseException:
 
 
 def _load_json(path: Path) -> dict[str, Any]:
+    """The record of a detached run, verified against the run's key.
+
+    The record names the backend, its options (job script lines among them) and the
+    jobs to query and cancel: one written by somebody without the key is refused.
+    """
+    import hmac
+
     with open(path, encoding="utf-8") as fh:
         data = json.load(fh)
-    if not isinstance(data, dict):
+    record = data.get("record") if isinstance(data, dict) else None
+    if not isinstance(record, dict) or not isinstance(record.get("run_id"), str):
         raise RunDirectoryError(f"{path} is not the record of a detached run")
-    return data
+    body = json.dumps(record, sort_keys=True).encode()
+    expected = RunKey.load(record["run_id"]).tag(RECORD_NAME, body).hex()
+    if not hmac.compare_digest(str(data.get("mac", "")), expected):
+        raise TamperedFileError(f"{path} was not written by the run it names (its "
+                                "authentication failed): refusing to use it")
+    return record
 
 
 class DetachedRun:
@@ -292,8 +306,10 @@ class DetachedRun:
             return
         self.record["attempts"] = {str(k): v for k, v in self.attempts.items()}
         self.record["lost"] = {str(k): v for k, v in self.lost.items()}
+        body = json.dumps(self.record, sort_keys=True)
+        mac = self.key.tag(RECORD_NAME, body.encode()).hex()
         write_bytes_atomic(confined(self.run_dir, RECORD_NAME),
-                           json.dumps(self.record).encode())
+                           json.dumps({"record": json.loads(body), "mac": mac}).encode())
 
     # -- progress --------------------------------------------------------------
     def todo(self) -> set[int]:
@@ -332,7 +348,13 @@ class DetachedRun:
                 for j in self.record["jobs"]
                 if any((int(j["batch"]), int(j["first"]) + k) in wanted
                        for k in range(int(j["count"])))]
-        states = self.executor.element_states(jobs) if jobs else {}
+        try:
+            states = self.executor.element_states(jobs) if jobs else {}
+        except Exception as exc:  # the scheduler did not answer: nothing is judged lost now
+            log.warning("The scheduler's job states could not be read (%s); asking again in "
+                        "%.0f s", exc, self._pause)
+            self._next_query = now + self._pause
+            return
         same = states == self.states and not changes
         self.states = states
         self._find_lost(states, now, changes)
@@ -459,7 +481,10 @@ class DetachedRun:
         ids, refs = entry.get("ok"), entry.get("refs")
         if not isinstance(ids, list) or not isinstance(refs, list) or len(ids) != len(refs):
             return
-        keep = [(i, r) for i, r in zip(ids, refs, strict=True)
+        inside = str(self.run_dir) + os.sep
+        keep = [(i, r if not isinstance(r, str) or os.path.normpath(r).startswith(inside)
+                 else None)
+                for i, r in zip(ids, refs, strict=True)
                 if isinstance(i, int) and 0 <= i < self.n_calls and i not in self.settled]
         if keep:
             self.settled.update(i for i, _ in keep)
@@ -523,6 +548,7 @@ def drive(run: DetachedRun, ledger: Any, cancel_on_interrupt: bool,
     """
     ledger.running = run.running
     last_save = time.monotonic()
+    pause = 0.25
     try:
         while run.todo():
             changes = run.poll()
@@ -538,8 +564,11 @@ def drive(run: DetachedRun, ledger: Any, cancel_on_interrupt: bool,
                 yield ledger.take_fresh()
             if deadline is not None and now > deadline:
                 return False
+            # the outcome files are read every 0.25 s while calls finish, less often
+            # (up to the poll interval) while nothing happens: many elements, many files
+            pause = 0.25 if changes else min(pause * 2, max(run.interval, 0.25))
             if not changes:
-                time.sleep(0.25)
+                time.sleep(pause)
     except KeyboardInterrupt:
         if cancel_on_interrupt:
             jobs = run.cancel()
@@ -744,11 +773,19 @@ class RunHandle:
         waiter is refused with the name of the first. Lost elements' calls run again,
         failed calls are retried as the run asked.
         """
+        from acme_core.logs import RunLogging, log_file_name
+        from acme_core.run_directory import check_name
+
         lock = RunLock(self.run_dir, uuid.uuid4().hex)
         lock.acquire()
+        # what this waiter does (calls run again, and why) goes to a log file of the run too
+        func_name = check_name(Manifest.load(self.run_dir).get("func_name"))
+        logging_ = RunLogging(None, log_file_name(self.run_dir, func_name))
+        logging_.attach()
         try:
             return self._wait_locked(lock, progress, timeout)
         finally:
+            logging_.detach()
             lock.release()
 
     def _wait_locked(self, lock: RunLock, progress: bool | str, timeout: float | None) -> bool:

@@ -98,6 +98,7 @@ def test_2000_calls_split_into_arrays_with_a_throttle(tmp_path):
     assert handle.results(progress=False)[1999].endswith("arr_square_1999.pickle")
     # 50 elements of 40 calls, at most 20 per array: 3 arrays, one sbatch each
     assert [j["count"] for j in rec["jobs"]] == [20, 20, 10]
+    assert record(out)["batches"] == 1  # no element was taken for lost and run again
     assert set(seen.values()) == {"2"}
     assert handle.status().done == 2000
 

@@ -235,3 +235,19 @@ def test_submit_needs_a_detachable_backend(tmp_path):
         pmap.submit()
     with pytest.raises(NoRunError):
         ParallelMap.attach(tmp_path / "run")
+
+
+def test_a_tampered_record_is_refused(tmp_path):
+    import json
+
+    from acme_core.errors import TamperedFileError
+
+    out = tmp_path / "run"
+    ParallelMap(double, list(range(2)), output_dir=out, write_pickle=True,
+                backend=LocalElements(hold=True)).submit()
+    path = out / ".acme_detached" / "run.json"
+    data = json.loads(path.read_text())
+    data["record"]["backend_options"]["calls_per_element"] = 1
+    path.write_text(json.dumps(data))
+    with pytest.raises(TamperedFileError):
+        RunHandle(out).status()

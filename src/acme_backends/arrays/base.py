@@ -70,7 +70,9 @@ class ArraySettings:
         self.walltime = _checks.instance_of(o["walltime"], "walltime", (str, type(None)),
                                             "a time such as '01:00:00'")
         extra = o["job_extra"] or []
-        if not isinstance(extra, (list, tuple)) or not all(isinstance(x, str) for x in extra):
+        # one line of the job script each: a line break would smuggle in shell commands
+        if not isinstance(extra, (list, tuple)) or not all(
+                isinstance(x, str) and "\n" not in x and "\r" not in x for x in extra):
             raise ArgumentTypeError(f"`job_extra` has to be a list of {kind.cli.title} "
                                     f"options, not {extra!r}", parameter="job_extra")
         self.job_extra = list(extra)
