@@ -355,7 +355,9 @@ class DetachedRun:
                         "%.0f s", exc, self._pause)
             self._next_query = now + self._pause
             return
-        same = states == self.states and not changes
+        # back off while the scheduler's picture stays the same (calls finishing inside
+        # running elements are read from their files, not from the scheduler)
+        same = states == self.states
         self.states = states
         self._find_lost(states, now, changes)
         self._pause = min(self._pause * 1.5, MAX_POLL) if same else self.interval
