@@ -33,7 +33,6 @@ import contextlib
 import json
 import logging
 import os
-import pickle
 import shutil
 import sys
 import time
@@ -227,6 +226,7 @@ class DetachedRun:
 
     @property
     def key(self) -> RunKey:
+        """The run's key (read from the key directory when first needed)."""
         if self._key is None:
             self._key = RunKey.load(self.run_id)
         return self._key
@@ -255,8 +255,11 @@ class DetachedRun:
             (run_dir / DETACHED_DIR / sub).mkdir(parents=True, exist_ok=True)
         (run_dir / "job-logs").mkdir(exist_ok=True)
         key.write(run_dir, CONTEXT_NAME, cloudpickle.dumps(context))
+        # every element, also one resubmitted later by another process, runs the driver's
+        # Python in the driver's directory (relative paths and imports resolve alike)
         record = {"format": 1, "run_id": run_id, "n_calls": dist.n_calls, "elements": [],
-                  "jobs": [], "batches": 0, "attempts": {}, "lost": {}, **spec}
+                  "jobs": [], "batches": 0, "attempts": {}, "lost": {},
+                  "python": sys.executable, "cwd": os.getcwd(), **spec}
         run = cls(run_dir, executor, record, key=key)
         n = max(1, min(len(todo), int(executor.plan_elements(len(todo)))))
         bounds = [round(k * len(todo) / n) for k in range(n + 1)]
@@ -264,7 +267,7 @@ class DetachedRun:
         for a, b in zip(bounds, bounds[1:], strict=False):
             chunk = dist.chunk(todo[a:b], None)
             chunk.timeout = spec.get("timeout")
-            chunks.append((todo[a:b], b"P" + pickle.dumps(chunk, protocol=pickle.HIGHEST_PROTOCOL)))
+            chunks.append((todo[a:b], b"P" + cloudpickle.dumps(chunk)))
         run._submit_batch(chunks)
         return run
 
@@ -286,8 +289,10 @@ class DetachedRun:
         self.record["batches"] = batch + 1
         for index, (_ids, payload) in enumerate(chunks):
             self.key.write(self.run_dir, chunk_name(batch, index), payload)
-        command = [sys.executable, "-m", "acme_core.element", str(self.run_dir), self.run_id,
-                   str(batch)]
+        python = str(self.record.get("python") or sys.executable)
+        command = [python, "-m", "acme_core.element", "--cwd",
+                   str(self.record.get("cwd") or os.getcwd()), str(self.run_dir.resolve()),
+                   self.run_id, str(batch)]
         name = f"acme-{self.record.get('func_name', 'run')}"[:60]
         jobs = self.executor.submit_elements(command, len(chunks), name=name,
                                              log_dir=str(self.run_dir / "job-logs"))
@@ -302,6 +307,7 @@ class DetachedRun:
                  len(chunks), ", ".join(j.job_id for j in jobs))
 
     def save(self) -> None:
+        """Write the record (authenticated with the run key); not when reading only."""
         if self.read_only:
             return
         self.record["attempts"] = {str(k): v for k, v in self.attempts.items()}
@@ -317,10 +323,12 @@ class DetachedRun:
         return set(self.owner) - self.settled
 
     def running(self) -> int:
+        """Calls in elements that started and have not ended (for the progress bar)."""
         return sum(1 for i, k in self.owner.items() if i not in self.settled
                    and self.elements[k].started and not self.elements[k].ended)
 
     def cancelled(self) -> bool:
+        """Whether somebody cancelled the run (``acme cancel``, :meth:`RunHandle.cancel`)."""
         return (self.run_dir / CANCEL_MARK).exists()
 
     # -- polling ---------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 ::
 
-    python -m acme_core.element RUN_DIR RUN_ID BATCH ELEMENT
+    python -m acme_core.element [--cwd DIR] RUN_DIR RUN_ID BATCH ELEMENT
 
 An element reads the run's context (function, result writer, shared arguments)
 and its own chunk of calls from the run directory, **verifying** both against the
@@ -158,10 +158,18 @@ def run_element(run_dir: str | os.PathLike[str], run_id: str, batch: int, elemen
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m acme_core.element RUN_DIR RUN_ID BATCH ELEMENT``."""
-    args = sys.argv[1:] if argv is None else argv
+    """``python -m acme_core.element [--cwd DIR] RUN_DIR RUN_ID BATCH ELEMENT``.
+
+    ``--cwd``: the driver's directory, where the calls run (relative paths and the
+    imports of the user's modules resolve as in the driver).
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["--cwd"] and len(args) > 1:
+        os.chdir(args[1])
+        args = args[2:]
     if len(args) != 4:
-        print("usage: python -m acme_core.element RUN_DIR RUN_ID BATCH ELEMENT", file=sys.stderr)
+        print("usage: python -m acme_core.element [--cwd DIR] RUN_DIR RUN_ID BATCH ELEMENT",
+              file=sys.stderr)
         return 2
     return run_element(args[0], args[1], int(args[2]), int(args[3]))
 

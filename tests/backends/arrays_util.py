@@ -76,7 +76,8 @@ def wait_gone(list_jobs, timeout: float = 30) -> list[str]:
 
 
 def record(run_dir: Path) -> dict:
-    return json.loads((run_dir / ".acme_detached" / "run.json").read_text())
+    """The run's record (its JSON, without the authentication tag)."""
+    return json.loads((run_dir / ".acme_detached" / "run.json").read_text())["record"]
 
 
 def wait_for(predicate, timeout: float = 60, step: float = 0.3):

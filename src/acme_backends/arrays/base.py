@@ -215,6 +215,7 @@ class ArrayExecutor:
         return limits.cpus
 
     def element_states(self, jobs: list[ElementJob]) -> dict[str, dict[int, tuple[str, str]]]:
+        """Job id -> element -> (state, reason in words), in one scheduler query."""
         raise NotImplementedError
 
     # -- RunsDetached ----------------------------------------------------------
@@ -243,11 +244,14 @@ class ArrayExecutor:
         return jobs
 
     def cancel_jobs(self, job_ids: list[str]) -> None:
+        """Cancel every job of ``job_ids`` in one command (ids that are not job ids are skipped)."""
         ids = [j for j in job_ids if JOB_ID.fullmatch(j)]
         if ids:
             self.cli.cancel(ids)
 
     def plan_elements(self, n_calls: int) -> int:
+        """Elements for ``n_calls`` calls: ``calls_per_element``, or twice the elements that
+        can run at once (the throttle, else the queue's CPUs per element's cores)."""
         per = self.settings.calls_per_element
         if per is not None:
             return max(1, math.ceil(n_calls / per))
@@ -262,6 +266,7 @@ class ArrayExecutor:
         return max(1, min(n_calls, 2 * slots))
 
     def detached_options(self) -> dict[str, Any]:
+        """The options as resolved (queue, memory), to recreate this executor when attaching."""
         s = self.settings
         return {**self._options, "partition": s.queue, "mem_per_worker": s.memory,
                 "check_resources": False}
@@ -299,6 +304,7 @@ class ArrayExecutor:
             tasks.close()
 
     def lost_worker(self, exc: BaseException) -> bool:
+        """Whether a future failed because its element ended without a result."""
         return isinstance(exc, WorkerLostError)
 
 

@@ -40,10 +40,12 @@ LOST_GRACE = 5.0
 
 
 def task_name(index: int) -> str:
+    """The signed task file of task ``index`` (relative to the tasks' directory)."""
     return f"tasks/{int(index)}.bin"
 
 
 def result_name(index: int) -> str:
+    """The signed result file of task ``index``."""
     return f"results/{int(index)}.bin"
 
 
