@@ -97,7 +97,9 @@ class SgeArrayExecutor(ArrayExecutor):
 
     def _directives(self) -> list[str]:
         s = self.settings
-        options = [f"-l h_vmem={s.memory_mib}M"]
+        # mem_free, as the "sge" backend asks on main: h_vmem would limit the virtual
+        # memory, which numpy's thread pools reserve far beyond what they use
+        options = [f"-l mem_free={s.memory_mib}M"]
         if s.cores > 1:
             options.append(f"-pe smp {s.cores}")
         if s.queue:
