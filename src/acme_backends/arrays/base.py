@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import re
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, cast
@@ -193,6 +194,15 @@ class ArrayExecutor:
     def scheduler_array_limit(self) -> int | None:
         """Elements per array the scheduler allows (None: no limit)."""
         raise NotImplementedError
+
+    @staticmethod
+    def _submit_script(command: list[str], script: str, count: int) -> str:
+        """Run the submit ``command`` with the job ``script`` on stdin; what it printed."""
+        done = subprocess.run(command, input=script, capture_output=True, text=True, timeout=60)
+        if done.returncode != 0:
+            raise SchedulerError(f"{command[0]} refused the array of {count} elements: "
+                                 f"{done.stderr.strip() or done.stdout.strip()}")
+        return done.stdout.strip()
 
     def total_cpus(self) -> int | None:
         """CPUs of the queue's nodes (for ``calls_per_element="auto"``)."""

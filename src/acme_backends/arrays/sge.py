@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import re
 import shlex
-import subprocess
 from typing import ClassVar
 
 from acme_backends.arrays.base import ArrayExecutor
 from acme_backends.schedulers.base import run_command
 from acme_backends.schedulers.sge import SgeCLI
-from acme_core.errors import SchedulerError
 from acme_core.executor import ElementJob
 
 __all__ = ["SgeArrayExecutor", "expand_tasks", "parse_array_states", "parse_max_aj_tasks",
@@ -96,11 +94,8 @@ class SgeArrayExecutor(ArrayExecutor):
 
     def _directives(self) -> list[str]:
         s = self.settings
-        # mem_free, as the "sge" backend asks on main: h_vmem would limit the virtual
-        # memory, which numpy's thread pools reserve far beyond what they use
-        options = [f"-l mem_free={s.memory_mib}M"]
-        if s.cores > 1:
-            options.append(f"-pe smp {s.cores}")
+        # -pe and mem_free as the "sge" backend asks (SgeCLI.resource_options)
+        options = list(self.cli.resource_options(s.cores, s.memory_mib, True))
         if s.queue:
             options.append(f"-q {s.queue}")
         if s.walltime:
@@ -116,12 +111,7 @@ class SgeArrayExecutor(ArrayExecutor):
             options.append(f"-hold_jid {after}")
         script = sge_script(command, first, count, name=name, log_dir=log_dir,
                             throttle=self.settings.throttle, options=options)
-        done = subprocess.run(["qsub", "-terse"], input=script, capture_output=True, text=True,
-                              timeout=60)
-        if done.returncode != 0:
-            raise SchedulerError(f"qsub refused the array of {count} elements: "
-                                 f"{done.stderr.strip() or done.stdout.strip()}")
-        return done.stdout.strip().split(".")[0]
+        return self._submit_script(["qsub", "-terse"], script, count).split(".")[0]
 
     def scheduler_array_limit(self) -> int | None:
         return parse_max_aj_tasks(run_command(["qconf", "-sconf"]))

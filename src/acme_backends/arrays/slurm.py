@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import subprocess
 from typing import ClassVar
 
 from acme_backends.arrays.base import ArrayExecutor
@@ -104,12 +103,7 @@ class SlurmArrayExecutor(ArrayExecutor):
             options.append(f"--dependency=afterany:{after}")
         script = slurm_script(command, first, count, name=name, log_dir=log_dir,
                               throttle=self.settings.throttle, options=options)
-        done = subprocess.run(["sbatch", "--parsable"], input=script, capture_output=True,
-                              text=True, timeout=60)
-        if done.returncode != 0:
-            raise SchedulerError(f"sbatch refused the array of {count} elements: "
-                                 f"{done.stderr.strip() or done.stdout.strip()}")
-        return done.stdout.strip().split(";")[0]
+        return self._submit_script(["sbatch", "--parsable"], script, count).split(";")[0]
 
     def scheduler_array_limit(self) -> int | None:
         return parse_max_array_size(run_command(["scontrol", "show", "config"]))

@@ -17,18 +17,9 @@ from pathlib import Path
 
 from acme_backends.arrays.tasks import result_name, task_name
 from acme_core.signed import RunKey
+from acme_core.task import portable_exception
 
 __all__ = ["main"]
-
-
-def _portable(exc: BaseException) -> BaseException:
-    from acme_core.errors import RemoteCallError
-
-    try:
-        pickle.loads(pickle.dumps(exc))
-        return exc
-    except Exception:
-        return RemoteCallError(type(exc).__name__, str(exc))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         outcome = (True, fn(*fn_args, **fn_kwargs))
     except Exception as exc:  # the task's failure travels back as its outcome
-        outcome = (False, _portable(exc))
+        outcome = (False, portable_exception(exc))
     import cloudpickle
 
     key.write(base, result_name(index), cloudpickle.dumps(outcome))

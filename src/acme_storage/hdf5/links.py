@@ -36,9 +36,8 @@ from acme_storage._values import elements, named_results
 from acme_storage.hdf5 import template as h5template
 from acme_storage.hdf5 import vds
 from acme_storage.hdf5._h5 import (
-    H5_DTYPE_LIMITS,
-    H5_KINDS,
     check_h5_options,
+    check_h5_run,
     h5py,
     open_file,
     opens,
@@ -163,12 +162,8 @@ class HDF5Store(BaseStore):
         acme_core.errors.ArgumentValueError
             ``parameter="result_dtype"`` or ``"output_dir"``.
         """
-        stacking.check_result_dtype(run, cls.name, H5_KINDS, H5_DTYPE_LIMITS)
-        if not run.resume:
-            fn = run.func_name
-            _trust.refuse_leftovers(run.output_dir, [_layout.container(Path(), fn).name,
-                                                     _layout.payload_dir(Path(), fn).name],
-                                    fn, (".h5", ".pickle"))
+        check_h5_run(run, cls.name, _layout.payload_dir(Path(), run.func_name).name,
+                     (".h5", ".pickle"))
 
     # -- paths ---------------------------------------------------------------
     @property
