@@ -23,7 +23,9 @@ __all__ = [
 
 @hookimpl
 def acme_register_executors(register: Register[type[Any]]) -> None:
-    """The ``dask-local``, ``dask``, ``slurm``, ``pbs`` and ``sge`` backends."""
+    """The ``dask-local``, ``dask``, ``slurm``, ``pbs``, ``sge``, ``slurm-array`` and
+    ``sge-array`` backends."""
+    from acme_backends.arrays import SgeArrayExecutor, SlurmArrayExecutor
     from acme_backends.dask import DaskClientExecutor, DaskLocalExecutor
     from acme_backends.jobqueue import PbsExecutor, SgeExecutor, SlurmExecutor
 
@@ -32,6 +34,8 @@ def acme_register_executors(register: Register[type[Any]]) -> None:
     register(SlurmExecutor)
     register(PbsExecutor)
     register(SgeExecutor)
+    register(SlurmArrayExecutor)
+    register(SgeArrayExecutor)
 
 
 @hookimpl

@@ -56,7 +56,7 @@ from acme_core.executor import (
     SupportsGather,
     worker_count,
 )
-from acme_core.task import CallOutcome, ChunkResult, _portable
+from acme_core.task import CallOutcome, ChunkResult, portable_exception
 
 __all__ = ["CHUNK_BUDGET_SECONDS", "KILLED_WORKER_RESUBMITS", "LOST_WORKER_RESUBMITS", "MAX_CHUNK_CALLS",
            "PENDING_PER_WORKER", "TARGET_CHUNK_SECONDS", "UNMEASURED_CHUNK_CALLS", "Dispatcher",
@@ -386,7 +386,7 @@ class Dispatcher:
         if lost and self.escalation.escalate(exc, ids[0]):
             self.todo.appendleft(ids[0])
             return None
-        error: BaseException = _portable(exc)
+        error: BaseException = portable_exception(exc)
         text = f"{type(exc).__name__}: {exc}"
         if lost:
             cause = self._cause(exc, runner)

@@ -24,7 +24,9 @@ The tree::
     ├── NoWorkersError (RuntimeError)       a client the user brought has no workers
     ├── RunDirectoryError (OSError)         a run directory cannot be created, read or used
     │   ├── NoRunError (ValueError)             the path holds no acme-core run
-    │   └── ManifestError (ValueError)          a manifest cannot be read or is not one
+    │   ├── ManifestError (ValueError)          a manifest cannot be read or is not one
+    │   └── TamperedFileError (ValueError)      a run file failed authentication (changed
+    │                                           by somebody without the run's key)
     └── SchedulerError (RuntimeError)       a batch scheduler's command failed or is missing
 
     AcmeWarning (UserWarning)
@@ -63,6 +65,7 @@ __all__ = [
     "RunDirectoryError",
     "SchedulerError",
     "StartupTimeoutError",
+    "TamperedFileError",
     "UnknownPluginError",
     "UsageError",
     "WorkerLostError",
@@ -236,6 +239,11 @@ class NoRunError(RunDirectoryError, ValueError):
 
 class ManifestError(RunDirectoryError, ValueError):
     """A run's manifest cannot be read, or is not an acme-core manifest."""
+
+
+class TamperedFileError(RunDirectoryError, ValueError):
+    """A file of a detached run failed authentication: somebody without the run's key
+    wrote it (or it was damaged). Nothing of it is unpickled (:mod:`acme_core.detached`)."""
 
 
 class SchedulerError(AcmeError, RuntimeError):

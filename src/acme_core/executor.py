@@ -82,6 +82,22 @@ Optional capabilities (runtime-checkable Protocols)
 :class:`PlansWorkers`
     Class method ``planned_workers(options)``: how many workers an executor created
     with ``options`` will have, or ``None`` (the dry run's estimate uses it).
+:class:`RunsDetached`
+    Whole runs as batch jobs that outlive the driver (job arrays). The core writes
+    the run's function, shared arguments and chunks of calls into the run directory
+    (authenticated, see :mod:`acme_core.detached`) and asks the executor to run
+    *elements*: ``submit_elements(command, count, name=, log_dir=)`` runs
+    ``command + [str(first + k)]`` for every element and returns the
+    :class:`ElementJob` s it submitted; ``element_states(jobs)`` answers, in **one**
+    scheduler query, the state of every element the scheduler still lists;
+    ``cancel_jobs(job_ids)`` cancels them; ``plan_elements(n_calls)`` says how
+    many elements ``n_calls`` calls should be spread over; ``detached_options()``
+    gives the JSON-able options that recreate the executor (``cls(**options)``) in
+    a later process (``ParallelMap.attach``, ``acme wait``); optionally
+    ``element_cause(job, k)`` says in words why element ``k`` of ``job`` ended
+    early (for the log). With it,
+    ``compute()`` runs through the same whole-run path and ``ParallelMap.submit()``
+    returns once the jobs are queued.
 
 Metadata (class attributes, all optional)
 -----------------------------------------
@@ -114,6 +130,7 @@ __all__ = [
     "ChecksOptions",
     "ChecksSendable",
     "DetectsLostWorkers",
+    "ElementJob",
     "EscalatesMemory",
     "Executor",
     "ExplainsLostWorkers",
@@ -125,6 +142,7 @@ __all__ = [
     "ReplacesWorkers",
     "ReportsWorkers",
     "RestoresWorkers",
+    "RunsDetached",
     "SupportsBroadcast",
     "StopsBorrowed",
     "SupportsGather",
@@ -286,6 +304,47 @@ class PlansWorkers(Protocol):
     """The class knows how many workers ``cls(**options)`` will have (checked on the class)."""
 
     def planned_workers(self, options: Mapping[str, Any]) -> int | None: ...
+
+
+@dataclass(frozen=True)
+class ElementJob:
+    """One submitted job (an array job) running elements ``first .. first + count - 1``.
+
+    Its own element ``k`` (0-based) runs the core's element ``first + k``.
+    """
+
+    job_id: str
+    first: int
+    count: int
+
+
+@runtime_checkable
+class RunsDetached(Protocol):
+    """Whole runs as batch jobs that outlive the driver (see the module docstring)."""
+
+    def submit_elements(self, command: list[str], count: int, *, name: str,
+                        log_dir: str) -> list[ElementJob]:
+        """Run ``command + [str(element)]`` for elements ``0 .. count - 1`` (``first``
+        of each job added); return the jobs, once they are queued."""
+        ...
+
+    def element_states(self, jobs: list[ElementJob]) -> dict[str, dict[int, tuple[str, str]]]:
+        """Job id -> its element ``k`` -> ``(state, reason)``, for the elements the scheduler
+        still lists (``"PENDING"``, ``"RUNNING"``, ...), in one query for all ``jobs``.
+        An element not listed has ended."""
+        ...
+
+    def cancel_jobs(self, job_ids: list[str]) -> None:
+        """Cancel the jobs ``job_ids`` (every element of each)."""
+        ...
+
+    def plan_elements(self, n_calls: int) -> int:
+        """How many elements ``n_calls`` calls are spread over."""
+        ...
+
+    def detached_options(self) -> dict[str, Any]:
+        """JSON-able options that recreate this executor in a later process."""
+        ...
 
 
 @dataclass(frozen=True)

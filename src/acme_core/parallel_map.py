@@ -28,6 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from acme_core import detached
 from acme_core import dryrun as dr
 from acme_core._acme_flags import Flags, warn_ignored_flags
 from acme_core._options import RunOptions, StackedShape, validate_n_inputs, validate_result_shape
@@ -364,6 +365,8 @@ class ParallelMap:
         self._owns_executor = False
         self._in_context = False
         self._results: Any = None
+        #: the handle of the run submit() launched (compute() is refused then)
+        self._detached: detached.RunHandle | None = None
         #: the dry run's measurement and estimate (an acme_core.dryrun.Estimate)
         self.dryrun_estimate: dr.Estimate | None = None
 
@@ -578,6 +581,39 @@ class ParallelMap:
             if not self._in_context:
                 self.logging.detach()
 
+    def submit(self) -> detached.RunHandle:
+        """Queue every call not finished yet as batch jobs and return without waiting.
+
+        Needs a backend whose jobs outlive this process (``"slurm-array"``,
+        ``"sge-array"``: :class:`~acme_core.executor.RunsDetached`) and a store that
+        writes files. The returned handle (as :meth:`attach` from any later process,
+        or ``acme status|wait|cancel RUN``) reports, waits, collects and cancels.
+
+        Returns
+        -------
+        acme_core.detached.RunHandle
+        """
+        self.logging.attach()
+        try:
+            handle = detached.submit(self)
+        finally:
+            if not self._in_context:
+                self.logging.detach()
+        self.state = RunState.INCOMPLETE
+        self._detached = handle
+        return handle
+
+    @staticmethod
+    def attach(output_dir: str | os.PathLike[str]) -> detached.RunHandle:
+        """The detached run in ``output_dir`` (see :meth:`submit`), from any process.
+
+        Raises
+        ------
+        NoRunError
+            ``output_dir`` holds no detached run.
+        """
+        return detached.RunHandle(output_dir)
+
     def iter_results(self) -> Iterator[tuple[int, Any]]:
         """Run the calls and yield ``(task_id, result)`` as each call finishes.
 
@@ -630,8 +666,13 @@ class ParallelMap:
         ledger.start(todo, stream)
         self.state = RunState.RUNNING
         try:
-            yield from self._loop.run(ledger, todo, self.store.writer(), self._start_executor,
-                                      debug)
+            if not debug and todo and detached.whole_runs(self._start_executor(), ledger):
+                # a backend whose jobs outlive the driver runs the whole run (detached.py)
+                yield from detached.run_whole(self._loop, ledger, todo, self.store,
+                                              self.options.store_options, self.executor)
+            else:
+                yield from self._loop.run(ledger, todo, self.store.writer(),
+                                          self._start_executor, debug)
         except BaseException as exc:
             self._stopped(exc, todo)
             raise
@@ -641,6 +682,9 @@ class ParallelMap:
 
     def _begin(self) -> list[int] | None:
         """The calls this pass runs (None: nothing to run, return the earlier results)."""
+        if self._detached is not None:
+            raise UsageError("this run was submitted: wait for it and collect it through the "
+                             "handle submit() returned, or ParallelMap.attach(output_dir)")
         if self.state is RunState.DECLINED:
             log.info("No run after the dry run: nothing to compute")
             return None

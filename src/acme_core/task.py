@@ -75,7 +75,7 @@ def assemble(n_args: int, shared: Shared, call: Call, pass_task_id: bool) -> tup
     return args, kwargs
 
 
-def _portable(exc: BaseException) -> BaseException:
+def portable_exception(exc: BaseException) -> BaseException:
     """Return ``exc`` if it survives pickling, else a RemoteCallError with its text."""
     try:
         pickle.loads(pickle.dumps(exc))
@@ -186,7 +186,7 @@ def run_chunk_calls(func: Callable[..., Any], writer: Any, n_args: int, pass_tas
 def _lose_written(out: ChunkResult, exc: Exception, seconds: float) -> None:
     """The writer could not keep the chunk's calls: each that had succeeded fails with ``exc``."""
     text = traceback.format_exc()
-    error = _portable(exc)
+    error = portable_exception(exc)
     out.failed.extend(CallOutcome(i, False, error=error, traceback=text, host=out.host,
                                   pid=out.pid, seconds=seconds / max(len(out.ok_ids), 1))
                       for i in out.ok_ids)
@@ -262,7 +262,7 @@ def _run_calls(func: Callable[..., Any], writer: Any, n_args: int, pass_task_id:
                     return
                 exc = watch.explain(exc, task_id)
             out.failed.append(CallOutcome(
-                task_id, False, error=_portable(exc), traceback=traceback.format_exc(),
+                task_id, False, error=portable_exception(exc), traceback=traceback.format_exc(),
                 seconds=clock() - start, host=out.host, pid=out.pid,
                 binding_error=_is_binding_error(exc)))
             continue

@@ -33,6 +33,7 @@ INCLUDED_AND_RUN = {
     "examples/walkthrough.py": "tests/test_newcomer.py::test_walkthrough_prints_results_and_tree",
     "docs/examples/local_cluster.py": "test_local_cluster_example",
     "docs/examples/slurm_run.py": "test_slurm_example",
+    "docs/examples/array_run.py": "test_array_example",
     "docs/examples/plugin/my_acme_plugin.py": "test_plugin_example_passes_the_conformance_tests",
     "docs/examples/plugin/test_my_acme_plugin.py":
         "test_plugin_example_passes_the_conformance_tests",
@@ -120,6 +121,24 @@ def test_slurm_example(tmp_path):
         pytest.skip(why)
     example = runpy.run_path(str(EXAMPLES / "slurm_run.py"), run_name="slurm_example")
     assert example["main"](str(tmp_path / "run"), **LOOPBACK) == [18, 24, 30, 36]
+    assert (tmp_path / "run" / "job-logs").is_dir()
+
+
+@pytest.mark.slurm
+def test_array_example(tmp_path):
+    """docs/examples/array_run.py: submit in one process, collect in another."""
+    from jobqueue_util import slurm_status
+
+    running, why = slurm_status()
+    if not running:
+        pytest.skip(why)
+    out = str(tmp_path / "run")
+    for step in ("submit", "collect"):
+        done = subprocess.run([sys.executable, str(EXAMPLES / "array_run.py"), step, out],
+                              capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                              stdin=subprocess.DEVNULL)
+        assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[18, 24, 30, 36]"
     assert (tmp_path / "run" / "job-logs").is_dir()
 
 

@@ -8,6 +8,11 @@
     acme plugins              installed backends, stores and cluster setups, where they come
                               from, and plugins that failed to load
     acme clean [DIR]          remove ACME_* directories older than --older-than DAYS (default 7)
+    acme status RUN_DIR       a detached run (slurm-array, sge-array): calls done / failed /
+                              running / pending, and the scheduler's pending reasons
+    acme wait RUN_DIR         wait for a detached run (progress bar), rerun what was killed,
+                              collect it as compute() would
+    acme cancel RUN_DIR       cancel every job of a detached run with one scheduler command
 
 Exit codes
 ----------
@@ -30,14 +35,14 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from acme_core.cli import clean, inspect, plugins, results
+from acme_core.cli import cancel, clean, inspect, plugins, results, status, wait
 from acme_core.cli._common import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, PROG
 from acme_core.errors import NoRunError
 
 __all__ = ["EXIT_OK", "EXIT_PROBLEM", "EXIT_USAGE", "build_parser", "main"]
 
 #: the command modules; each adds its subparser (``add_parser``)
-COMMANDS = (inspect, results, plugins, clean)
+COMMANDS = (inspect, results, plugins, clean, status, wait, cancel)
 
 
 def build_parser() -> argparse.ArgumentParser:

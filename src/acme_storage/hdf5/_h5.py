@@ -10,15 +10,18 @@ once and neither store imports the other.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any, TypeAlias
 
 import numpy as np
 
 from acme_core.errors import ArgumentValueError, require
-from acme_storage import _layout
+from acme_core.store import RunInfo
+from acme_storage import _layout, _trust, stacking
 from acme_storage._values import decoded, named_results
 
 __all__ = [
+    "check_h5_run",
     "H5Group",
     "H5_DTYPE_LIMITS",
     "H5_FILTERS",
@@ -68,6 +71,23 @@ H5_FILTERS = ("gzip", "lzf", "szip")
 H5_KINDS = "biuf"
 #: the largest item size per kind (no ``float128``: HDF5 has no portable equivalent)
 H5_DTYPE_LIMITS = {"f": 8}
+
+
+def check_h5_run(run: RunInfo, store_name: str, kept_dir: str, suffixes: tuple[str, ...]) -> None:
+    """A ``check_run`` of the HDF5 stores: a ``result_dtype`` HDF5 can stack, and no
+    other run's files in ``output_dir`` (a fresh run; ``kept_dir`` is the store's own
+    directory in it, ``suffixes`` those of its per-call files).
+
+    Raises
+    ------
+    acme_core.errors.ArgumentValueError
+        ``parameter="result_dtype"`` or ``"output_dir"``.
+    """
+    stacking.check_result_dtype(run, store_name, H5_KINDS, H5_DTYPE_LIMITS)
+    if not run.resume:
+        fn = run.func_name
+        _trust.refuse_leftovers(run.output_dir, [_layout.container(Path(), fn).name, kept_dir],
+                                fn, suffixes)
 
 
 def check_h5_options(compression: str | int | None, locking: bool | None) -> None:

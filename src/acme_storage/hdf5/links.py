@@ -40,9 +40,8 @@ from acme_storage._values import elements, named_results
 from acme_storage.hdf5 import shards, vds
 from acme_storage.hdf5 import template as h5template
 from acme_storage.hdf5._h5 import (
-    H5_DTYPE_LIMITS,
-    H5_KINDS,
     check_h5_options,
+    check_h5_run,
     h5py,
     open_file,
     opens,
@@ -260,16 +259,12 @@ class HDF5Store(BaseStore):
             ``parameter="result_dtype"``, ``"store_options"`` or ``"output_dir"``.
         """
         cls = type(self)
-        stacking.check_result_dtype(run, cls.name, H5_KINDS, H5_DTYPE_LIMITS)
         if self.shard_calls is True and run.result_shape is not None:
             raise ArgumentValueError("`shard_calls=True` is not available with `result_shape` "
                                      "yet: stacked results are written per call",
                                      parameter="store_options")
-        if not run.resume:
-            fn = run.func_name
-            _trust.refuse_leftovers(run.output_dir, [_layout.container(Path(), fn).name,
-                                                     _layout.payload_dir(Path(), fn).name],
-                                    fn, (".h5", ".pickle"))
+        check_h5_run(run, cls.name, _layout.payload_dir(Path(), run.func_name).name,
+                     (".h5", ".pickle"))
 
     # -- paths ---------------------------------------------------------------
     @property

@@ -70,11 +70,10 @@ from acme_core.store import BaseStore, RunInfo
 from acme_storage import _layout, _trust, stacking
 from acme_storage._values import elements
 from acme_storage.hdf5._h5 import (
-    H5_DTYPE_LIMITS,
     H5_FILTERS,
-    H5_KINDS,
     H5Group,
     check_h5_options,
+    check_h5_run,
     open_file,
     opens,
     read_call,
@@ -196,12 +195,7 @@ class HDF5SingleStore(BaseStore):
         acme_core.errors.ArgumentValueError
             ``parameter="result_dtype"`` or ``"output_dir"``.
         """
-        stacking.check_result_dtype(run, cls.name, H5_KINDS, H5_DTYPE_LIMITS)
-        if not run.resume:
-            fn = run.func_name
-            _trust.refuse_leftovers(run.output_dir, [_layout.container(Path(), fn).name,
-                                                     _layout.staging_dir(Path(), fn).name],
-                                    fn, ())
+        check_h5_run(run, cls.name, _layout.staging_dir(Path(), run.func_name).name, ())
 
     # -- paths ---------------------------------------------------------------
     @property
