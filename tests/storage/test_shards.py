@@ -1,4 +1,5 @@
-"""The ``"hdf5"`` store's per-task shards (``shard_calls``): the same results as a file per call.
+"""The ``"hdf5"`` store's per-task shards (``shard_calls="rows"`` and ``"groups"``): the same
+results as a file per call.
 
 Real runs on the session's 2-worker dask cluster (the ``client`` fixture), real HDF5
 files read back with h5py and ``open_results``.
@@ -30,6 +31,11 @@ from acme_storage.hdf5.shards import SHARD_SUFFIX
 class TestHDF5StoreSharded(StoreTests):
     store_cls = HDF5Store
     store_options = {"shard_calls": True}
+
+
+class TestHDF5StoreShardedGroups(StoreTests):
+    store_cls = HDF5Store
+    store_options = {"shard_calls": "groups"}
 
 
 class TestHDF5StoreShardedCompressed(StoreTests):
@@ -82,28 +88,68 @@ def files_of(out: Path) -> list[str]:
     return sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
 
 
-def test_sharded_run_reads_as_per_call_files(client, tmp_path):
+LAYOUTS = ["rows", "groups"]
+
+
+def comp_keys(h5f: Any) -> list[str]:
+    return sorted((k for k in h5f if k.startswith("comp_")), key=lambda k: int(k[5:]))
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_sharded_run_reads_as_per_call_files(client, tmp_path, layout):
     n = 60
     run(tmp_path / "calls", mixed, n, False)
-    run(tmp_path / "shards", mixed, n, True)
+    run(tmp_path / "shards", mixed, n, layout)
     per_call, sharded = open_results(tmp_path / "calls"), open_results(tmp_path / "shards")
+    assert isinstance(sharded, list)  # mixed signatures: per call, also with rows
     for a, b in zip(per_call, sharded, strict=True):
         assert_same(a, b)
     shard_files = [f for f in files_of(tmp_path / "shards") if f.endswith(SHARD_SUFFIX)]
     assert 0 < len(shard_files) < n
     with h5py.File(tmp_path / "calls" / "mixed.h5") as one, \
             h5py.File(tmp_path / "shards" / "mixed.h5") as other:
-        assert sorted(one) == sorted(other)
-        for i in range(n):
-            assert sorted(one[f"comp_{i}"]) == sorted(other[f"comp_{i}"])
-            for key in one[f"comp_{i}"]:
-                assert_same(one[f"comp_{i}"][key][()], other[f"comp_{i}"][key][()])
+        if layout == "groups":
+            assert sorted(one) == sorted(other)
+        linked = comp_keys(other)
+        assert linked and set(linked) <= set(one)
+        for key in linked:  # rows: the calls that did not fit a row have a group
+            assert sorted(one[key]) == sorted(other[key])
+            for name in one[key]:
+                assert_same(one[key][name][()], other[key][name][()])
 
 
-def test_emergency_pickles_and_masks_match(client, tmp_path):
+def pair(i: int) -> Any:
+    """Every call the same signature: a block row per call, and an extra return value."""
+    return np.arange(3.0) * i, np.int32(i)
+
+
+@pytest.mark.parametrize("shard_bytes", [None, 200])
+def test_rows_read_stacked_and_the_container_maps_every_call(client, tmp_path, monkeypatch,
+                                                             shard_bytes):
+    if shard_bytes:  # several shards per task: more mappings in the virtual datasets
+        monkeypatch.setattr("acme_storage.hdf5.shards.SHARD_BYTES", shard_bytes)
+    n = 50
+    run(tmp_path / "calls", pair, n, False)
+    run(tmp_path / "rows", pair, n, "rows")
+    per_call = open_results(tmp_path / "calls")
+    first, second = open_results(tmp_path / "rows")
+    assert first.shape == (n, 3) and second.shape == (n,)
+    assert not isinstance(first, np.ma.MaskedArray)
+    for i, (a, b) in enumerate(per_call):
+        assert_same(first[i], a)
+        assert_same(second[i], b)
+    with h5py.File(tmp_path / "rows" / "pair.h5") as h5f:
+        assert comp_keys(h5f) == []  # every call is a row: nothing per call
+        np.testing.assert_array_equal(h5f["result_0"][7], np.arange(3.0) * 7)
+        np.testing.assert_array_equal(h5f["result_0"][()], first)
+        np.testing.assert_array_equal(h5f["result_1"][()], np.arange(n))
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_emergency_pickles_and_masks_match(client, tmp_path, layout):
     n = 20
     run(tmp_path / "calls", unusual, n, False)
-    run(tmp_path / "shards", unusual, n, True)
+    run(tmp_path / "shards", unusual, n, layout)
     for a, b in zip(open_results(tmp_path / "calls"), open_results(tmp_path / "shards"),
                     strict=True):
         if isinstance(a, dict):
@@ -114,7 +160,12 @@ def test_emergency_pickles_and_masks_match(client, tmp_path):
     assert calls.pickled == shards.pickled == {i for i in range(n) if i % 2}
     assert calls.finished == shards.finished == set(range(n))
     with h5py.File(tmp_path / "shards" / "unusual.h5") as h5f:  # pickled calls: no link
-        assert sorted(h5f, key=lambda k: int(k[5:])) == [f"comp_{i}" for i in range(0, n, 2)]
+        if layout == "groups":
+            assert comp_keys(h5f) == [f"comp_{i}" for i in range(0, n, 2)]
+        else:  # rows: the others are rows, the pickled slots read as the fill value
+            assert comp_keys(h5f) == []
+            np.testing.assert_array_equal(h5f["result_0"][4], np.arange(3) * 4)
+            np.testing.assert_array_equal(h5f["result_0"][5], [0, 0, 0])
 
 
 def die_once(i: int, marker: str) -> float:
@@ -125,16 +176,47 @@ def die_once(i: int, marker: str) -> float:
     return float(i)
 
 
-def test_a_worker_killed_mid_shard_loses_nothing(client, tmp_path):
+def floats(values: Any) -> list[float]:
+    """Call values as floats, from a per-call list or a stacked ``(n, 1)`` array."""
+    return [float(np.ravel(v)[0]) for v in values]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_a_worker_killed_mid_shard_loses_nothing(client, tmp_path, layout):
     out = tmp_path / "run"
     marker = str(tmp_path / "died")
     with ParallelMap(die_once, list(range(40)), str(marker), output_dir=str(out),
-                     store="hdf5", store_options={"shard_calls": True}, logfile=False,
+                     store="hdf5", store_options={"shard_calls": layout}, logfile=False,
                      progress=False, verbose=False) as pmap:
         pmap.compute()
     assert os.path.exists(marker)
-    values = open_results(out)
-    assert [float(v[0]) for v in values] == [float(i) for i in range(40)]
+    assert floats(open_results(out)) == [float(i) for i in range(40)]
+    assert not [p for p in out.rglob("*") if is_partial(p.name)]
+
+
+def die_once_then_fail(i: int, marker: str, flag: str) -> float:
+    """Call 7 kills its worker once (mid-shard); call 25 fails until ``flag`` exists."""
+    if i == 25 and not os.path.exists(flag):
+        raise ValueError("call 25 fails this time")
+    return die_once(i, marker)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_a_worker_killed_mid_shard_loses_nothing_after_resume(client, tmp_path, layout):
+    out, marker, flag = tmp_path / "run", str(tmp_path / "died"), str(tmp_path / "flag")
+    options = {"store": "hdf5", "store_options": {"shard_calls": layout}, "logfile": False,
+               "progress": False, "verbose": False}
+    with pytest.raises(ParallelMapError), \
+            ParallelMap(die_once_then_fail, list(range(40)), marker, flag, output_dir=str(out),
+                        retries=0, **options) as pmap:
+        pmap.compute()
+    assert os.path.exists(marker)
+    assert Manifest.load(out).finished == set(range(40)) - {25}
+    Path(flag).touch()
+    with ParallelMap(die_once_then_fail, list(range(40)), marker, flag, output_dir=str(out),
+                     resume=True, **options) as pmap:
+        pmap.compute()
+    assert floats(open_results(out)) == [float(i) for i in range(40)]
     assert not [p for p in out.rglob("*") if is_partial(p.name)]
 
 
@@ -144,32 +226,49 @@ def fails_until_told(i: int, flag: str) -> float:
     return float(i)
 
 
-def test_resume_finishes_a_sharded_run_per_call(client, tmp_path):
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_resume_finishes_a_sharded_run_per_call(client, tmp_path, layout):
     out, flag = tmp_path / "run", str(tmp_path / "flag")
     with pytest.raises(ParallelMapError), \
             ParallelMap(fails_until_told, list(range(30)), flag, output_dir=str(out),
-                        store="hdf5", store_options={"shard_calls": True}, logfile=False,
+                        store="hdf5", store_options={"shard_calls": layout}, logfile=False,
                         progress=False, verbose=False, retries=0) as pmap:
         pmap.compute()
     assert Manifest.load(out).finished == set(range(10))
+    if layout == "rows":  # the unfinished calls: masked, as stacked runs mask them
+        partial = open_results(out)
+        assert isinstance(partial, np.ma.MaskedArray)
+        assert partial.mask[:, 0].tolist() == [i >= 10 for i in range(30)]
     Path(flag).touch()
     with ParallelMap(fails_until_told, list(range(30)), flag, output_dir=str(out),
-                     store="hdf5", store_options={"shard_calls": True}, logfile=False,
+                     store="hdf5", store_options={"shard_calls": layout}, logfile=False,
                      progress=False, verbose=False, resume=True) as pmap:
         pmap.compute()
-    assert [float(v[0]) for v in open_results(out)] == [float(i) for i in range(30)]
+    assert floats(open_results(out)) == [float(i) for i in range(30)]
+    if layout == "rows":  # the container was rewritten over the resumed calls' shards too
+        with h5py.File(out / "fails_until_told.h5") as h5f:
+            assert h5f["result_0"][:, 0].tolist() == [float(i) for i in range(30)]
 
 
-def test_a_moved_run_directory_still_reads(client, tmp_path):
-    run(tmp_path / "run", mixed, 24, True)
-    moved = tmp_path / "elsewhere" / "moved"
-    moved.parent.mkdir()
-    shutil.move(tmp_path / "run", moved)
-    values = open_results(moved)
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_a_moved_run_directory_still_reads(client, tmp_path, layout):
+    run(tmp_path / "run", mixed, 24, layout)
+    run(tmp_path / "pairs", pair, 24, layout)
+    moved = tmp_path / "elsewhere"
+    moved.mkdir()
+    shutil.move(tmp_path / "run", moved / "run")
+    shutil.move(tmp_path / "pairs", moved / "pairs")
+    values = open_results(moved / "run")
     for i, value in enumerate(values):
         assert_same(value, open_results_value(i))
-    with h5py.File(moved / "mixed.h5") as h5f:
-        np.testing.assert_array_equal(h5f["comp_7"]["result_0"][()], np.arange(4) + 7)
+    if layout == "groups":
+        with h5py.File(moved / "run" / "mixed.h5") as h5f:
+            np.testing.assert_array_equal(h5f["comp_7"]["result_0"][()], np.arange(4) + 7)
+    else:
+        with h5py.File(moved / "pairs" / "pair.h5") as h5f:
+            np.testing.assert_array_equal(h5f["result_0"][7], np.arange(3.0) * 7)
+    stacked = open_results(moved / "pairs")
+    assert_same(stacked[0][7] if layout == "rows" else stacked[7][0], np.arange(3.0) * 7)
 
 
 def open_results_value(i: int) -> Any:
@@ -206,10 +305,11 @@ def test_unfinished_chunk_leaves_nothing_that_counts(tmp_path):
     assert sorted(store.existing()) == [0, 1, 2]
 
 
-def test_a_rerun_of_a_shards_first_call_keeps_its_other_calls(tmp_path):
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_a_rerun_of_a_shards_first_call_keeps_its_other_calls(tmp_path, layout):
     out = tmp_path / "run"
     out.mkdir()
-    store = HDF5Store(shard_calls=True)
+    store = HDF5Store(shard_calls=layout)
     store.prepare(RunInfo(func_name="f", n_calls=4, output_dir=out))
     writer = store.writer()
     writer.begin_chunk([0, 1, 2, 3])
@@ -220,7 +320,11 @@ def test_a_rerun_of_a_shards_first_call_keeps_its_other_calls(tmp_path):
     writer.end_chunk()
     store.finalize(refs, set())
     manifest = {"func_name": "f", "n_calls": 4, "store": "hdf5", "finished": [[0, 3]]}
-    assert [float(v[0]) for v in HDF5Store.read(out, manifest)] == [10.0, 1.0, 2.0, 3.0]
+    assert floats(HDF5Store.read(out, manifest)) == [10.0, 1.0, 2.0, 3.0]
+    with h5py.File(out / "f.h5") as h5f:
+        values = (h5f["result_0"][:, 0] if layout == "rows"
+                  else [h5f[f"comp_{i}"]["result_0"][0] for i in range(4)])
+        assert list(values) == [10.0, 1.0, 2.0, 3.0]
 
 
 def test_auto_shards_only_large_runs(tmp_path):
@@ -229,21 +333,28 @@ def test_auto_shards_only_large_runs(tmp_path):
     (tmp_path / "b").mkdir()
     small.prepare(RunInfo(func_name="f", n_calls=SHARD_AUTO_CALLS - 1, output_dir=tmp_path / "a"))
     large.prepare(RunInfo(func_name="f", n_calls=SHARD_AUTO_CALLS, output_dir=tmp_path / "b"))
-    assert not small.sharded and large.sharded
+    assert not small.sharded and large.sharded and large.layout == "rows"
     assert not isinstance(small.writer(), WritesChunks)
 
 
-def test_bad_shard_option_is_refused():
-    with pytest.raises(ArgumentValueError, match="shard_calls") as info:
-        HDF5Store(shard_calls="yes")
+@pytest.mark.parametrize("value", ["yes", "Rows", 1, 0, None, 1.0, ["rows"]])
+def test_bad_shard_option_is_refused_before_anything_is_written(tmp_path, value):
+    out = tmp_path / "r"
+    with pytest.raises(ArgumentValueError, match=r"store_options\['shard_calls'\]") as info:
+        ParallelMap(scalar, [1, 2], output_dir=str(out), store="hdf5",
+                    store_options={"shard_calls": value}, logfile=False)
     assert info.value.parameter == "store_options"
+    assert repr(value) in str(info.value) and "'rows'" in str(info.value)
+    assert not out.exists()
 
 
-def test_shards_with_result_shape_are_refused(tmp_path):
+@pytest.mark.parametrize("value", [True, "rows", "groups"])
+def test_shards_with_result_shape_are_refused(tmp_path, value):
     with pytest.raises(ArgumentValueError, match="shard_calls"):
         ParallelMap(scalar, [1, 2], output_dir=str(tmp_path / "r"), store="hdf5",
-                    store_options={"shard_calls": True}, result_shape=(None,),
+                    store_options={"shard_calls": value}, result_shape=(None,),
                     logfile=False)
+    assert not (tmp_path / "r").exists()
 
 
 def scalar(i: int) -> float:
@@ -253,13 +364,17 @@ def scalar(i: int) -> float:
 @pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_many_calls_in_shards(client, tmp_path):
-    # the issue's 200,000 calls did not finish within a minute on the shared 2-core
-    # machine (an HDF5 group per call costs ~0.3 ms: benchmarks/README.md); 50,000 do
-    n = 50_000
-    run(tmp_path / "run", scalar, n, "auto")
-    assert len(list((tmp_path / "run" / "scalar_payload").iterdir())) <= n // 1000
-    values = open_results(tmp_path / "run")
-    assert len(values) == n and float(values[-1][0]) == n - 1
+    # the issue's 200,000 calls in CI within a minute, with the default store choice
+    # (the "hdf5" store, shard_calls="auto": rows); the time is measured in
+    # benchmarks/README.md, never asserted
+    n = 200_000
+    out = tmp_path / "run"
+    with ParallelMap(scalar, list(range(n)), output_dir=str(out), logfile=False,
+                     progress=False, verbose=False) as pmap:
+        pmap.compute()
+    assert len(list((out / "scalar_payload").iterdir())) <= n // 1000
+    values = open_results(out)
+    assert values.shape == (n, 1) and values[-1, 0] == n - 1
 
 
 def fails_on_three(i: int) -> float:
@@ -268,21 +383,29 @@ def fails_on_three(i: int) -> float:
     return float(i)
 
 
-def test_inspect_and_open_results_report_per_call(client, tmp_path):
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_inspect_and_open_results_report_per_call(client, tmp_path, layout):
     import json
     import subprocess
     import sys
 
     out = tmp_path / "run"
     with pytest.raises(ParallelMapError):
-        run(out, fails_on_three, 12, True, retries=0)
+        run(out, fails_on_three, 12, layout, retries=0)
     done = subprocess.run([sys.executable, "-m", "acme_core.cli", "inspect", "--json", str(out)],
                           capture_output=True, text=True, timeout=120)
     state = json.loads(done.stdout)
     assert state["done"] == 11 and list(state["failed"]) == ["3"] and state["missing"] == []
     values = open_results(out)
-    assert values[3] is None
+    if layout == "rows":  # stacked, the failed call masked (as a stacked run's)
+        assert values.mask[:, 0].tolist() == [i == 3 for i in range(12)]
+    else:
+        assert values[3] is None
     assert [float(v[0]) for i, v in enumerate(values) if i != 3] == [
         float(i) for i in range(12) if i != 3]
     with h5py.File(out / "fails_on_three.h5") as h5f:
-        assert "comp_3" not in h5f and float(h5f["comp_4"]["result_0"][0]) == 4.0
+        if layout == "rows":
+            assert comp_keys(h5f) == [] and h5f["result_0"][4, 0] == 4.0
+            assert np.isnan(h5f["result_0"][3, 0])  # the fill value
+        else:
+            assert "comp_3" not in h5f and float(h5f["comp_4"]["result_0"][0]) == 4.0

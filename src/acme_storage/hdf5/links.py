@@ -37,7 +37,7 @@ from acme_core.store import BaseStore, RunInfo
 from acme_storage import _layout, _trust, stacking
 from acme_storage._emergency import read_emergency, warn_pickled, write_emergency
 from acme_storage._values import elements, named_results
-from acme_storage.hdf5 import shards, vds
+from acme_storage.hdf5 import rows, shards, vds
 from acme_storage.hdf5 import template as h5template
 from acme_storage.hdf5._h5 import (
     check_h5_options,
@@ -142,9 +142,12 @@ class HDF5ShardWriter(HDF5Writer):
     is written at once as a shard of its own.
     """
 
-    def __init__(self, *args: Any, shard_bytes: int = shards.SHARD_BYTES, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, shard_bytes: int = shards.SHARD_BYTES, rows: bool = False,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.shard_bytes = shard_bytes
+        #: the ``"rows"`` layout (else ``"groups"``)
+        self.rows = rows
         self._setup()
 
     def _setup(self) -> None:
@@ -189,7 +192,8 @@ class HDF5ShardWriter(HDF5Writer):
     def _flush(self, buffer: shards.ShardBuffer) -> None:
         path, calls = buffer.take()
         if path is not None and calls:
-            shards.write_shard(path, calls, self.compression, self.locking, self.fsync)
+            shards.write_shard(path, calls, self.compression, self.locking, self.fsync,
+                               rows=self.rows)
 
     def write(self, task_id: int, value: Any) -> str:
         """Buffer call ``task_id``'s value for its task's shard; return the shard's path."""
@@ -200,7 +204,7 @@ class HDF5ShardWriter(HDF5Writer):
         if buffer is None:  # outside a task: a shard of its own, now
             path = self._shard_path(task_id)
             shards.write_shard(path, [(task_id, datasets)], self.compression, self.locking,
-                               self.fsync)
+                               self.fsync, rows=self.rows)
             return path
         with buffer.lock:
             reference = buffer.add(self._shard_path, task_id, datasets)
@@ -219,13 +223,16 @@ class HDF5Store(BaseStore):
     locking : bool, optional
         HDF5 file locking; ``False`` helps on shared file systems that do not
         support it (like ``HDF5_USE_FILE_LOCKING=FALSE``). None keeps HDF5's default.
-    shard_calls : bool or "auto", optional
+    shard_calls : {"auto", "rows", "groups", True, False}, optional
         Write the calls of each task into one shard file
         (``<fn>_payload/<fn>_<t>.shard.h5``, :mod:`acme_storage.hdf5.shards`) instead of
-        a file per call; the container links ``comp_<i>`` into the shards, so it
-        reads the same. ``"auto"`` (default) shards runs of at least
-        :data:`SHARD_AUTO_CALLS` calls without ``result_shape``; smaller runs keep
-        ACME's file per call.
+        a file per call (``False``, ACME's layout). ``"rows"`` (or ``True``): a shard
+        holds its calls as rows of one array per result, and the container a virtual
+        dataset ``result_<k>`` over every call (:mod:`acme_storage.hdf5.rows`; the
+        fast layout); ``comp_<i>`` only for calls that do not fit a row. ``"groups"``:
+        a group ``comp_<i>`` per call in the shard, linked from the container as with
+        a file per call. ``"auto"`` (default): ``"rows"`` for runs of at least
+        :data:`SHARD_AUTO_CALLS` calls without ``result_shape``, else ``False``.
     """
 
     name: ClassVar[str] = "hdf5"
@@ -240,14 +247,17 @@ class HDF5Store(BaseStore):
                  shard_calls: bool | str = "auto") -> None:
         super().__init__()
         check_h5_options(compression, locking)
-        if shard_calls not in (True, False, "auto"):
-            raise ArgumentValueError(f"`shard_calls` has to be True, False or 'auto', not "
-                                     f"{shard_calls!r}", parameter="store_options")
+        _check_shard_calls(shard_calls)
         self.compression = compression
         self.locking = locking
         self.shard_calls = shard_calls
-        #: whether this run writes shards (decided by :meth:`prepare`)
-        self.sharded = False
+        #: this run's shard layout, ``"rows"``, ``"groups"`` or None (decided by :meth:`prepare`)
+        self.layout: str | None = None
+
+    @property
+    def sharded(self) -> bool:
+        """Whether this run writes shards (decided by :meth:`prepare`)."""
+        return self.layout is not None
 
     def check_run(self, run: RunInfo) -> None:
         """Refuse a ``result_dtype`` HDF5 cannot stack, ``shard_calls=True`` with
@@ -259,10 +269,11 @@ class HDF5Store(BaseStore):
             ``parameter="result_dtype"``, ``"store_options"`` or ``"output_dir"``.
         """
         cls = type(self)
-        if self.shard_calls is True and run.result_shape is not None:
-            raise ArgumentValueError("`shard_calls=True` is not available with `result_shape` "
-                                     "yet: stacked results are written per call",
-                                     parameter="store_options")
+        _check_shard_calls(self.shard_calls)
+        if self.shard_calls not in (False, "auto") and run.result_shape is not None:
+            raise ArgumentValueError(f"`store_options['shard_calls']={self.shard_calls!r}` is "
+                                     "not available with `result_shape` yet: stacked results "
+                                     "are written per call", parameter="store_options")
         check_h5_run(run, cls.name, _layout.payload_dir(Path(), run.func_name).name,
                      (".h5", ".pickle"))
 
@@ -284,9 +295,7 @@ class HDF5Store(BaseStore):
         """Create the payload directory and the container (kept as it is on resume)."""
         super().prepare(run)
         os.makedirs(self.payload, exist_ok=True)
-        self.sharded = run.result_shape is None and (
-            self.shard_calls is True
-            or (self.shard_calls == "auto" and run.n_calls >= SHARD_AUTO_CALLS))
+        self.layout = _layout_of(self.shard_calls, run)
         if self.sharded:  # the container links the shards once they exist (finalize)
             return
         if run.resume and self.container_path.exists():
@@ -315,10 +324,11 @@ class HDF5Store(BaseStore):
         """The picklable writer the tasks use."""
         assert self.run is not None
         cls = HDF5ShardWriter if self.sharded else HDF5Writer
+        kwargs: dict[str, Any] = {"rows": self.layout == "rows"} if self.sharded else {}
         return cls(str(self.payload), self.run.func_name,
-                          collapse=self.run.result_shape is None,
-                          compression=self.compression, locking=self.locking,
-                          fsync=self.fsync_calls, slot=_slot(self.run))
+                   collapse=self.run.result_shape is None,
+                   compression=self.compression, locking=self.locking,
+                   fsync=self.fsync_calls, slot=_slot(self.run), **kwargs)
 
     def existing(self) -> dict[int, Any]:
         """Task id -> path of every call's complete file (HDF5 that opens, or a whole pickle)."""
@@ -348,7 +358,8 @@ class HDF5Store(BaseStore):
         assert self.run is not None
         remove_partials(self.payload)
         if self.sharded:
-            shards.write_container(self.container_path, self.payload, references, self.locking)
+            write = rows.write_rows_container if self.layout == "rows" else shards.write_container
+            write(self.container_path, self.payload, references, self.locking)
             self.results_container = str(self.container_path)
             return list(references)
         self.results_container = str(self.container_path) if self.container_path.exists() else None
@@ -391,11 +402,36 @@ class HDF5Store(BaseStore):
             return vds.read_stacked(run_dir, manifest)
         index = shards.ShardIndex(run_dir, run.func_name, run.n_calls)
         own = _own_files(run_dir, run.func_name, run.n_calls) if index.where else None
+        if index.rows and own is not None and not own & run.finished:
+            stacked = rows.read_stacked(index, run.finished, run.n_calls)
+            if stacked is not None:
+                return stacked
         in_shards = index.read(sorted(i for i in run.finished
                                       if own is None or i not in own)) if index.where else {}
         return [in_shards[i] if i in in_shards
                 else _read_one(run_dir, run.func_name, i, i in run.pickled)
                 if i in run.finished else None for i in range(run.n_calls)]
+
+
+#: the values of ``store_options["shard_calls"]``
+SHARD_CALLS = (False, True, "rows", "groups", "auto")
+
+
+def _check_shard_calls(value: Any) -> None:
+    """Refuse a ``shard_calls`` that is not one of :data:`SHARD_CALLS` (1 is not True)."""
+    if not (isinstance(value, bool) or (isinstance(value, str) and value in SHARD_CALLS)):
+        raise ArgumentValueError(f"`store_options['shard_calls']` has to be one of "
+                                 f"{', '.join(map(repr, SHARD_CALLS))}, not {value!r}",
+                                 parameter="store_options")
+
+
+def _layout_of(shard_calls: bool | str, run: RunInfo) -> str | None:
+    """The shard layout of ``run``: ``"rows"``, ``"groups"`` or None (a file per call)."""
+    if run.result_shape is not None or shard_calls is False:
+        return None
+    if shard_calls == "auto":
+        return "rows" if run.n_calls >= SHARD_AUTO_CALLS else None
+    return "groups" if shard_calls == "groups" else "rows"
 
 
 def _slot(run: RunInfo) -> tuple[tuple[float, ...], int, str] | None:

@@ -43,8 +43,9 @@ from acme_storage import _layout, _trust
 from acme_storage._values import decoded, named_results
 from acme_storage.hdf5._h5 import H5Group, h5py, open_file, opens, read_call
 
-__all__ = ["SHARD_BYTES", "SHARD_SUFFIX", "ShardBuffer", "ShardIndex", "buffered",
-           "shard_name", "write_shard"]
+__all__ = ["BLOCK", "BLOCK_IDS", "LAYOUT_ATTR", "SHARD_BYTES", "SHARD_SUFFIX", "ShardBuffer",
+           "ShardIndex", "block_columns", "buffered", "link_calls", "shard_name", "write_container",
+           "write_shard"]
 
 #: a shard file's suffix: ``<fn>_<first task id>.shard.h5``
 SHARD_SUFFIX = ".shard.h5"
@@ -84,17 +85,28 @@ def buffered(value: Any, collapse: bool) -> list[tuple[str, Any, bool]] | None:
 
 
 def write_shard(path: str, calls: list[tuple[int, list[tuple[str, Any, bool]]]],
-                compression: str | None, locking: bool | None, fsync: bool) -> None:
-    """Write the shard ``path`` holding ``calls`` atomically (see the module docstring)."""
+                compression: str | None, locking: bool | None, fsync: bool,
+                rows: bool = False) -> None:
+    """Write the shard ``path`` holding ``calls`` atomically (see the module docstring).
+
+    ``rows``: the ``"rows"`` layout (calls that fit the block are rows of it only);
+    else ``"groups"`` (a group per call, plus the block as a copy for readers).
+    """
     mine = {i for i, _ in calls}
+    earlier = _earlier(path, mine)
     with atomic_path(path) as tmp:
         with open_file(tmp, "w", locking) as h5f:
             fast = _FastDatasets(h5f)
-            for i, datasets in calls:
+            if rows:
+                in_block, as_groups = _split_rows(earlier[1] + calls)
+                h5f.attrs[LAYOUT_ATTR] = "rows"
+            else:
+                in_block, as_groups = (calls if _uniform(calls) else []), earlier[1] + calls
+            for i, datasets in as_groups:
                 _write_group(fast.group(_layout.comp_name(i)), datasets, compression, fast)
-            _write_block(h5f, calls)
-            if os.path.exists(path) and opens(path):
-                _take_over(path, h5f, mine)
+            _write_block(h5f, in_block)
+            if earlier[0]:
+                _take_over(path, h5f, mine | {i for i, _ in earlier[1]})
         if fsync:
             fsync_path(tmp)
 
@@ -155,25 +167,75 @@ BLOCK_IDS = "acme_ids"
 BLOCK = "acme_block"
 
 
+#: the root attribute of a ``"rows"`` shard (a ``"groups"`` shard has none)
+LAYOUT_ATTR = "acme_layout"
+
+
 def _signature(datasets: list[tuple[str, Any, bool]]) -> tuple[Any, ...] | None:
-    if any(is_text or data.dtype.kind not in "biufc" for _, data, is_text in datasets):
+    """Names, dtypes and shapes of a call's datasets; None when a block cannot hold them."""
+    if any(is_text or data.dtype.kind not in "biufc" or data.size == 0
+           for _, data, is_text in datasets):
         return None
     return tuple((name, data.dtype.str, data.shape) for name, data, _ in datasets)
 
 
+def _uniform(calls: list[tuple[int, list[tuple[str, Any, bool]]]]) -> bool:
+    signatures = {_signature(datasets) for _, datasets in calls}
+    return len(signatures) == 1 and None not in signatures
+
+
+def _split_rows(calls: list[tuple[int, list[tuple[str, Any, bool]]]]) -> tuple[
+        list[tuple[int, list[tuple[str, Any, bool]]]], list[tuple[int, list[tuple[str, Any, bool]]]]]:
+    """The calls that fit the block (the signature of the first call a block can hold)
+    and the rest, which get a group each."""
+    block: list[tuple[int, list[tuple[str, Any, bool]]]] = []
+    groups: list[tuple[int, list[tuple[str, Any, bool]]]] = []
+    first: tuple[Any, ...] | None = None
+    for call in calls:
+        signature = _signature(call[1])
+        if first is None:
+            first = signature
+        (block if signature is not None and signature == first else groups).append(call)
+    return block, groups
+
+
 def _write_block(h5f: H5Group, calls: list[tuple[int, list[tuple[str, Any, bool]]]]) -> None:
-    """When every call has the same numeric datasets: them stacked, one array per result.
+    """The calls (of one signature) stacked: ``acme_ids`` and one array per result.
 
     Reading a shard's calls back then costs a few datasets, not a group per call
-    (``open_results`` of a million calls); the groups stay what the container links.
+    (``open_results`` of a million calls); in a ``"rows"`` shard the block is all
+    these calls have, in a ``"groups"`` one a copy of their groups.
     """
-    signatures = {_signature(datasets) for _, datasets in calls}
-    if len(signatures) != 1 or None in signatures:
+    if not calls:
         return
     h5f.create_dataset(BLOCK_IDS, data=np.array([i for i, _ in calls], dtype=np.int64))
     block = h5f.create_group(BLOCK)
     for k, (name, _, _) in enumerate(calls[0][1]):
         block.create_dataset(name, data=np.stack([datasets[k][1] for _, datasets in calls]))
+
+
+def _earlier(path: str, mine: set[int]) -> tuple[bool, list[tuple[int, list[tuple[str, Any, bool]]]]]:
+    """Whether a complete shard ``path`` exists already, and the rows of its block that
+    are neither ``mine`` nor a group of it (those :func:`_take_over` copies)."""
+    if not (os.path.exists(path) and opens(path)):
+        return False, []
+    with open_file(path, "r") as old:
+        groups = {i for i in map(_comp_id, old) if i is not None}
+        ids, columns = block_columns(old)
+        return True, [(i, [(key, column[j], False) for key, column in columns])
+                      for j, i in enumerate(ids) if i not in mine and i not in groups]
+
+
+def block_columns(h5f: H5Group) -> tuple[list[int], list[tuple[str, np.ndarray[Any, Any]]]]:
+    """A shard's block: its call ids and ``(result_<k>, rows)`` per result (empty if none)."""
+    if BLOCK_IDS not in h5f or BLOCK not in h5f:
+        return [], []
+    ids = h5f[BLOCK_IDS][()]
+    block = h5f[BLOCK]
+    columns = [(key, block[key][()]) for key in _layout.result_keys(block)]
+    if not columns or any(len(c) != len(ids) for _, c in columns):
+        return [], []
+    return [int(i) for i in ids.tolist()], columns
 
 
 def _take_over(path: str, h5f: H5Group, mine: set[int]) -> None:
@@ -229,6 +291,8 @@ class ShardIndex:
         self.func_name = func_name
         #: task id -> shard file name (in the payload directory)
         self.where: dict[int, str] = {}
+        #: the calls that are rows of a ``"rows"`` shard's block (no group of their own)
+        self.rows: set[int] = set()
         payload = _layout.payload_dir(run_dir, func_name)
         if not payload.is_dir() or payload.is_symlink():
             return
@@ -237,8 +301,13 @@ class ShardIndex:
             path = _trust.inside(run_dir, payload.name, name)
             if path is None or not path.is_file():
                 continue
-            for i in self._calls_in(path, n_calls):
+            groups, block = self._calls_in(path, n_calls)
+            for i in groups:
                 self.where.setdefault(i, name)
+            in_groups = set(groups)
+            for i in block:  # a call both a group and a row (never written so) is a group
+                if self.where.setdefault(i, name) == name and i not in in_groups:
+                    self.rows.add(i)
 
     def _firsts(self, payload: Path, n_calls: int) -> Iterator[int]:
         for entry in os.scandir(payload):
@@ -247,13 +316,18 @@ class ShardIndex:
                 yield t
 
     @staticmethod
-    def _calls_in(path: Path, n_calls: int) -> list[int]:
+    def _calls_in(path: Path, n_calls: int) -> tuple[list[int], list[int]]:
+        """The calls in groups, and those only in the block (of a ``"rows"`` shard)."""
         try:
             with open_file(path, "r") as h5f:
-                ids = [_comp_id(key) for key in h5f]
-        except (OSError, ValueError, KeyError, RuntimeError):
-            return []
-        return [i for i in ids if i is not None and i < n_calls]
+                groups = [_comp_id(key) for key in h5f]
+                # a "groups" shard's block is a copy of its groups: only a "rows" one counts
+                block = ([int(i) for i in h5f[BLOCK_IDS][()].tolist()]
+                         if h5f.attrs.get(LAYOUT_ATTR) == "rows" and BLOCK_IDS in h5f else [])
+        except (OSError, ValueError, KeyError, RuntimeError, TypeError):
+            return [], []
+        return ([i for i in groups if i is not None and i < n_calls],
+                [i for i in block if 0 <= i < n_calls])
 
     def path(self, i: int) -> Path | None:
         """The shard holding call ``i`` (None when no complete shard does)."""
@@ -284,41 +358,42 @@ class ShardIndex:
 
 def _read_block(h5f: H5Group) -> dict[int, Any]:
     """The calls a shard's block holds, as :func:`~acme_storage.hdf5._h5.read_call` reads them."""
-    if BLOCK_IDS not in h5f or BLOCK not in h5f:
-        return {}
-    ids = h5f[BLOCK_IDS][()]
-    block = h5f[BLOCK]
-    columns = [block[key][()] for key in _layout.result_keys(block)]
-    if not columns or any(len(c) != len(ids) for c in columns):
-        return {}
+    ids, columns = block_columns(h5f)
     rows: dict[int, Any] = {}
-    for j, i in enumerate(ids.tolist()):
-        values = [decoded(c[j], text=False) for c in columns]
+    for j, i in enumerate(ids):
+        values = [decoded(c[j], text=False) for _, c in columns]
         rows[i] = values[0] if len(values) == 1 else tuple(values)
     return rows
 
 
 def write_container(container: Path, payload: Path, references: list[Any],
                     locking: bool | None) -> None:
-    """The container of a sharded run: ``comp_<i>`` -> its shard's ``comp_<i>`` (or its own file).
+    """The container of a ``"groups"`` run: ``comp_<i>`` -> its shard's ``comp_<i>``
+    (or its own file); see :func:`link_calls`."""
+    with atomic_path(container) as tmp, open_file(tmp, "w", locking) as h5f:
+        link_calls(h5f, payload, references)
+
+
+def link_calls(h5f: H5Group, payload: Path, references: list[Any]) -> None:
+    """``comp_<i>`` -> the shard's ``comp_<i>`` or the call's own file, for every call
+    whose reference is an HDF5 file.
 
     Links are relative to the container (``<fn>_payload/<name>``), so a moved run
     directory still reads; a call without an HDF5 result (failed, or pickled) has
     no link.
     """
     h5 = h5py()
-    with atomic_path(container) as tmp, open_file(tmp, "w", locking) as h5f:
-        # h5py's low-level call, as the per-call container makes it (no checks per link)
-        lcpl = h5.h5p.create(h5.h5p.LINK_CREATE)
-        lcpl.set_char_encoding(h5.h5t.CSET_UTF8)
-        create = h5f.id.links.create_external
-        rel = payload.name
-        last: tuple[str, bytes] = ("", b"")
-        for i, reference in enumerate(references):
-            if not isinstance(reference, str) or not reference.endswith(".h5"):
-                continue
-            if reference != last[0]:  # the calls of one shard share its reference
-                last = (reference, f"{rel}/{os.path.basename(reference)}".encode())
-            comp = _layout.comp_name(i).encode()
-            inner = b"/" + comp if reference.endswith(SHARD_SUFFIX) else b"/"
-            create(comp, last[1], inner, lcpl=lcpl)
+    # h5py's low-level call, as the per-call container makes it (no checks per link)
+    lcpl = h5.h5p.create(h5.h5p.LINK_CREATE)
+    lcpl.set_char_encoding(h5.h5t.CSET_UTF8)
+    create = h5f.id.links.create_external
+    rel = payload.name
+    last: tuple[str, bytes] = ("", b"")
+    for i, reference in enumerate(references):
+        if not isinstance(reference, str) or not reference.endswith(".h5"):
+            continue
+        if reference != last[0]:  # the calls of one shard share its reference
+            last = (reference, f"{rel}/{os.path.basename(reference)}".encode())
+        comp = _layout.comp_name(i).encode()
+        inner = b"/" + comp if reference.endswith(SHARD_SUFFIX) else b"/"
+        create(comp, last[1], inner, lcpl=lcpl)
