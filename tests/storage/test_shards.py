@@ -409,3 +409,31 @@ def test_inspect_and_open_results_report_per_call(client, tmp_path, layout):
             assert np.isnan(h5f["result_0"][3, 0])  # the fill value
         else:
             assert "comp_3" not in h5f and float(h5f["comp_4"]["result_0"][0]) == 4.0
+
+
+def test_a_rows_shard_holds_what_fits_and_groups_the_rest(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    store = HDF5Store(shard_calls="rows")
+    store.prepare(RunInfo(func_name="f", n_calls=6, output_dir=out))
+    writer = store.writer()
+    values = ["text first", 1.0, 2.0, np.arange(2.0), 4.0, np.zeros(0)]
+    writer.begin_chunk(list(range(6)))
+    refs = [writer.write(i, v) for i, v in enumerate(values)]
+    writer.end_chunk()
+    store.finalize(refs, set())
+    with h5py.File(refs[0]) as shard:  # the first call that fits a row sets the signature
+        assert shard["acme_ids"][()].tolist() == [1, 2, 4]
+        assert comp_keys(shard) == ["comp_0", "comp_3", "comp_5"]
+    with h5py.File(out / "f.h5") as h5f:
+        assert comp_keys(h5f) == ["comp_0", "comp_3", "comp_5"]
+        column = h5f["result_0"][:, 0]
+        assert column[[1, 2, 4]].tolist() == [1.0, 2.0, 4.0]
+        assert np.isnan(column[[0, 3, 5]]).all()
+        np.testing.assert_array_equal(h5f["comp_3"]["result_0"][()], np.arange(2.0))
+    manifest = {"func_name": "f", "n_calls": 6, "store": "hdf5", "finished": [[0, 5]]}
+    read = HDF5Store.read(out, manifest)
+    assert isinstance(read, list) and read[0] == "text first"
+    assert [float(read[i][0]) for i in (1, 2, 4)] == [1.0, 2.0, 4.0]
+    assert_same(read[3], np.arange(2.0))
+    assert read[5].shape == (0,)

@@ -6,9 +6,12 @@
     <out>/<fn>_payload/<fn>_<i>.h5     datasets result_0, result_1, ...
 
 With ``result_shape`` the container holds a virtual dataset instead
-(:mod:`acme_storage.hdf5.vds`). With ``shard_calls`` (by default from
-:data:`SHARD_AUTO_CALLS` calls on) the calls of each task share one shard file
-``<fn>_payload/<fn>_<t>.shard.h5`` instead (:mod:`acme_storage.hdf5.shards`).
+(:mod:`acme_storage.hdf5.vds`). With ``shard_calls`` the calls of each task share
+one shard file ``<fn>_payload/<fn>_<t>.shard.h5`` instead
+(:mod:`acme_storage.hdf5.shards`): as rows of one array per result, the container
+a virtual dataset over them (``"rows"``, :mod:`acme_storage.hdf5.rows`; what
+``"auto"`` chooses from :data:`SHARD_AUTO_CALLS` calls on), or as a group per call
+linked ``comp_<i>`` by ``comp_<i>`` (``"groups"``).
 
 Return values HDF5 cannot hold (dicts, objects, ``None``) are pickled instead,
 per call, as ``<fn>_<i>.pickle`` holding ``[value]`` ("emergency pickling",

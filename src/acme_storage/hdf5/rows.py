@@ -80,16 +80,17 @@ def write_rows_container(container: Path, payload: Path, references: list[Any],
     for i, reference in enumerate(references):
         if isinstance(reference, str) and reference.endswith(shards.SHARD_SUFFIX):
             members.setdefault(os.path.basename(reference), []).append(i)
-    blocks: dict[str, list[tuple[int, int]]] = {}
+    blocks: dict[str, tuple[int, list[tuple[int, int]]]] = {}
     signatures: list[dict[str, tuple[str, tuple[int, ...]]]] = []
     for name, ids in members.items():
         with open_file(payload / name, "r") as h5f:
             block_ids, signature = _block_of(h5f)
         held = set(ids)
-        blocks[name] = [(j, i) for j, i in enumerate(block_ids) if i in held]
-        if blocks[name]:
+        pairs = [(j, i) for j, i in enumerate(block_ids) if i in held]
+        blocks[name] = (len(block_ids), pairs)
+        if pairs:
             signatures.append(signature)
-    in_rows = {i for pairs in blocks.values() for _, i in pairs}
+    in_rows = {i for _, pairs in blocks.values() for _, i in pairs}
     links = [None if i in in_rows else r for i, r in enumerate(references)]
     with atomic_path(container) as tmp, \
             open_file(tmp, "w", locking, libver="latest") as h5f:
@@ -101,14 +102,13 @@ def write_rows_container(container: Path, payload: Path, references: list[Any],
 
 
 def _virtual(h5f: H5Group, key: str, dtype: np.dtype[Any], shape: tuple[int, ...], rel: str,
-             blocks: dict[str, list[tuple[int, int]]], n_calls: int) -> None:
+             blocks: dict[str, tuple[int, list[tuple[int, int]]]], n_calls: int) -> None:
     """The virtual dataset ``key`` over every shard's rows (one mapping per run of ids)."""
     h5 = h5py()
     layout = h5.VirtualLayout(shape=(n_calls, *shape), dtype=dtype)
-    for name, pairs in blocks.items():
+    for name, (rows, pairs) in blocks.items():
         if not pairs:
             continue
-        rows = max(j for j, _ in pairs) + 1
         source = h5.VirtualSource(f"{rel}/{name}", f"{shards.BLOCK}/{key}", shape=(rows, *shape))
         for j, i, length in _runs(pairs):
             layout[i:i + length] = source[j:j + length]

@@ -2,8 +2,14 @@
 
 ::
 
-    <out>/<fn>.h5                          comp_<i> = ExternalLink -> <shard>:/comp_<i>
-    <out>/<fn>_payload/<fn>_<t>.shard.h5   groups comp_<i>/result_0, ... of one task's calls
+    "groups"  <out>/<fn>.h5                          comp_<i> = ExternalLink -> <shard>:/comp_<i>
+              <out>/<fn>_payload/<fn>_<t>.shard.h5   groups comp_<i>/result_0, ... of one
+                                                     task's calls (and their rows, below)
+    "rows"    <out>/<fn>.h5                          result_<k>: virtual dataset over the rows
+                                                     (:mod:`acme_storage.hdf5.rows`)
+              <out>/<fn>_payload/<fn>_<t>.shard.h5   acme_ids, acme_block/result_<k>: one row
+                                                     per call; comp_<i> for calls that do
+                                                     not fit a row; attribute acme_layout
 
 A shard holds the calls of one executor task (a *chunk*), written by that task
 alone, so no two writers touch one file and no lock is needed. It is named after
@@ -23,8 +29,13 @@ the per-call path of :class:`~acme_storage.hdf5.links.HDF5Writer` (a file, or an
 emergency pickle): a call's own file wins over a copy in a shard, for readers and
 for resume.
 
-Inside a shard every call is an h5py group as in a per-call file, so
-``h5py.File(container)["comp_7"]["result_0"]`` reads the same value either way.
+In a ``"groups"`` shard every call is an h5py group as in a per-call file, so
+``h5py.File(container)["comp_7"]["result_0"]`` reads the same value either way; the
+shard also keeps the calls stacked (when they share one signature) so readers read
+a few datasets, not a group per call. A group per call is what bounds writing
+(~0.1 ms of libhdf5 per call, ``benchmarks/README.md``): a ``"rows"`` shard has only
+the stacked block, and a group only for a call whose values differ from the
+block's first row (shape, dtype, text, bytes, empty arrays).
 """
 
 from __future__ import annotations
@@ -193,7 +204,7 @@ def _split_rows(calls: list[tuple[int, list[tuple[str, Any, bool]]]]) -> tuple[
     first: tuple[Any, ...] | None = None
     for call in calls:
         signature = _signature(call[1])
-        if first is None:
+        if first is None:  # the first call a block can hold sets the rows' signature
             first = signature
         (block if signature is not None and signature == first else groups).append(call)
     return block, groups
