@@ -7,19 +7,24 @@ For each N (``--ns``) and each result kind (``--kinds``: ``scalar`` returns a fl
 
 * ``memory``: the in-memory store (results travel back to the driver);
 * ``hdf5``: a file per call (``shard_calls=False``, ACME's layout);
-* ``hdf5-shards``: a shard file per task (``shard_calls=True``);
+* ``hdf5-groups``: a shard file per task holding a group per call
+  (``shard_calls="groups"``; the container links ``comp_<i>``);
+* ``hdf5-rows``: a shard file per task holding only the stacked rows
+  (``shard_calls="rows"``, what ``"auto"`` chooses from its threshold on; the
+  container holds a virtual dataset per result);
 * ``zarr``: the zarr store as it is.
 
 Reported per variant: calls/s end to end (construction to ``compute()``'s return),
 the files and directories the run directory holds afterwards, the driver's peak
 RSS growth (``ru_maxrss`` is a high-water mark: the variants run in a fresh
 subprocess each, so each has its own), and the seconds ``open_results`` takes to
-read every value back (in the same subprocess, after the run).
+read every value back (in the same subprocess, after the run), and the 1-minute
+load average before and after the variant (the machine is shared).
 
 Run::
 
     python benchmarks/bench_scale.py [--ns 10000 100000] [--kinds scalar kib]
-        [--variants memory hdf5 hdf5-shards zarr] [--read-max N] [--json]
+        [--variants memory hdf5 hdf5-groups hdf5-rows zarr] [--read-max N] [--json]
 """
 
 from __future__ import annotations
@@ -40,7 +45,8 @@ sys.path.insert(0, str(HERE))
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "memory": ("memory", {}),
     "hdf5": ("hdf5", {"shard_calls": False}),
-    "hdf5-shards": ("hdf5", {"shard_calls": True}),
+    "hdf5-groups": ("hdf5", {"shard_calls": "groups"}),
+    "hdf5-rows": ("hdf5", {"shard_calls": "rows"}),
     "zarr": ("zarr", {}),
 }
 
@@ -74,6 +80,7 @@ def one(variant: str, n: int, kind: str, scheduler: str, out: Path,
     client = Client(scheduler)
     store, options = VARIANTS[variant]
     func = scalar if kind == "scalar" else kib
+    load0 = os.getloadavg()[0]
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()
     with ParallelMap(func, list(range(n)), output_dir=str(out), store=store,
@@ -93,7 +100,7 @@ def one(variant: str, n: int, kind: str, scheduler: str, out: Path,
     return {"variant": variant, "n": n, "kind": kind, "seconds": seconds,
             "calls_per_s": n / seconds, "files": files, "dirs": dirs,
             "rss_peak_mb": rss / 1024, "rss_growth_mb": (rss - rss0) / 1024,
-            "read_s": read}
+            "read_s": read, "load": (round(load0, 2), round(os.getloadavg()[0], 2))}
 
 
 def main() -> None:
@@ -138,11 +145,12 @@ def main() -> None:
         print(json.dumps(rows))
         return
     print(f"{'N':>9} {'kind':6} {'variant':12} {'calls/s':>9} {'files':>8} {'dirs':>5} "
-          f"{'RSS MB':>7} {'read s':>7}")
+          f"{'RSS MB':>7} {'read s':>7} load")
     for r in rows:
         read = "-" if r["read_s"] is None else f"{r['read_s']:.2f}"
         print(f"{r['n']:>9,} {r['kind']:6} {r['variant']:12} {r['calls_per_s']:>9,.0f} "
-              f"{r['files']:>8,} {r['dirs']:>5} {r['rss_peak_mb']:>7.0f} {read:>7}")
+              f"{r['files']:>8,} {r['dirs']:>5} {r['rss_peak_mb']:>7.0f} {read:>7} "
+              f"{r['load'][0]:.1f}-{r['load'][1]:.1f}")
 
 
 if __name__ == "__main__":
