@@ -52,8 +52,11 @@ from acme_core.context import TaskContext
 from acme_core.element import CONTEXT_NAME, DETACHED_DIR, chunk_name, outcome_name
 from acme_core.errors import (
     ArgumentValueError,
+    CallTimeoutError,
     NoRunError,
     RemoteCallError,
+    ResultMismatchError,
+    ResultTypeError,
     RunDirectoryError,
     TamperedFileError,
     UsageError,
@@ -160,13 +163,22 @@ class Changes:
         return bool(self.finished or self.failed or self.resubmit)
 
 
+#: acme-core's own errors a call may end with, rebuilt by name (message-only constructors)
+_REBUILT: dict[str, type[Exception]] = {c.__name__: c for c in (
+    WorkerLostError, ResultMismatchError, ResultTypeError)}
+
+
 def _rebuild_error(record: dict[str, Any]) -> BaseException:
     """A call's exception from its JSON record: a built-in exception type keeps its class
-    (``except ValueError`` works); any other is a :class:`RemoteCallError` with its name."""
+    (``except ValueError`` works), as do a time limit (:class:`CallTimeoutError`) and
+    acme-core's result errors; any other is a :class:`RemoteCallError` with its name."""
     import builtins
 
     type_name, message = str(record.get("type", "Error")), str(record.get("message", ""))
-    cls = getattr(builtins, type_name, None)
+    limit = record.get("limit")
+    if type_name == "CallTimeoutError" and isinstance(limit, (int, float)):
+        return CallTimeoutError(int(record.get("id", -1)), float(limit))
+    cls = _REBUILT.get(type_name) or getattr(builtins, type_name, None)
     if isinstance(cls, type) and issubclass(cls, Exception) and cls is not Exception:
         with contextlib.suppress(Exception):
             return cls(message)

@@ -42,6 +42,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from acme_core.errors import CallTimeoutError
 from acme_core.run_directory import confined
 from acme_core.signed import RunKey
 from acme_core.task import Chunk, ChunkResult, run_chunk_calls
@@ -116,10 +117,15 @@ def _jsonable(reference: Any) -> Any:
     return reference if isinstance(reference, (str, int, float, bool, type(None))) else None
 
 
+def _limit(error: BaseException | None) -> dict[str, float]:
+    """A time limit's seconds, so the driver rebuilds the :class:`CallTimeoutError`."""
+    return {"limit": error.limit} if isinstance(error, CallTimeoutError) else {}
+
+
 def _record(result: ChunkResult) -> dict[str, Any]:
     failed = [{"id": o.task_id, "type": type(o.error).__name__ if o.error else "Error",
                "message": str(o.error)[:2000], "traceback": o.traceback[-20000:],
-               "binding": o.binding_error} for o in result.failed]
+               "binding": o.binding_error, **_limit(o.error)} for o in result.failed]
     return {"ok": result.ok_ids, "refs": [_jsonable(r) for r in result.references],
             "failed": failed, "seconds": result.seconds}
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -49,6 +50,14 @@ def arr_fails_while(x, flag):
     if os.path.exists(flag) and x % 3 == 0:
         raise RuntimeError(f"flag set for {x}")
     return x * 10
+
+
+def arr_hangs_at(x, bad):
+    """Call ``bad`` waits in C for a signal that never comes: no bytecode runs that an
+    exception could interrupt, so only the element's own exit ends it."""
+    if x == bad:
+        signal.pause()
+    return x
 
 
 def slurm_ours(names: tuple[str, ...] = ()) -> list[str]:

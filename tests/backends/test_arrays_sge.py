@@ -15,6 +15,7 @@ import pytest
 from arrays_util import (
     acme,
     arr_fails_on_odd,
+    arr_hangs_at,
     arr_slow,
     arr_square,
     arr_walkthrough,
@@ -29,7 +30,7 @@ from acme_backends.arrays import SgeArrayExecutor
 from acme_backends.arrays.sge import expand_tasks, parse_array_states, parse_max_aj_tasks
 from acme_core import ParallelMap
 from acme_core.detached import RunHandle
-from acme_core.errors import ArgumentValueError, ParallelMapError
+from acme_core.errors import ArgumentValueError, CallTimeoutError, ParallelMapError
 from acme_core.testing import ExecutorTests
 from jobqueue_util import sge_status
 from script_runner import run_script
@@ -153,3 +154,17 @@ def test_unknown_queue_refused(tmp_path):
                     partition="nosuch.q")
     assert not (tmp_path / "run").exists()
     assert sge_ours() == []
+
+
+@pytest.mark.timeout(180)  # a run waiting for the hanging call would end here, failed
+def test_timeout_stops_a_call_hanging_in_c_inside_an_element(tmp_path):
+    """``timeout=2`` on SGE: call 5 (``signal.pause``) fails alone with the limit."""
+    with ParallelMap(arr_hangs_at, list(range(8)), 5, output_dir=tmp_path / "run", timeout=2,
+                     **{**OPTS, "backend_options": {"calls_per_element": 4,
+                                                    "poll_interval": 0.5}}) as pmap:
+        with pytest.raises(ParallelMapError, match=r"1/8 calls") as info:
+            pmap.compute()
+    error = info.value.failed[5]
+    assert isinstance(error, CallTimeoutError)
+    assert "call 5 ran longer than its time limit of 2 s" in str(error)
+    assert [r is not None for r in info.value.results] == [True] * 5 + [False] + [True] * 2

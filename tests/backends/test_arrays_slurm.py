@@ -25,6 +25,7 @@ from arrays_util import (
     acme,
     arr_fails_on_odd,
     arr_fails_while,
+    arr_hangs_at,
     arr_slow,
     arr_square,
     arr_walkthrough,
@@ -39,7 +40,7 @@ from acme_backends.arrays import SlurmArrayExecutor
 from acme_backends.arrays.slurm import parse_array_states, parse_max_array_size
 from acme_core import ParallelMap
 from acme_core.detached import RunHandle
-from acme_core.errors import ArgumentValueError, ParallelMapError, UsageError
+from acme_core.errors import ArgumentValueError, CallTimeoutError, ParallelMapError, UsageError
 from acme_core.testing import ExecutorTests
 from jobqueue_util import slurm_status
 from script_runner import run_script
@@ -273,3 +274,19 @@ def test_node_local_run_directory_refused(tmp_path):
         assert slurm_ours(("acme-arr_square",)) == []
     finally:
         subprocess.run(["rm", "-rf", out])
+
+
+@pytest.mark.timeout(180)  # a run waiting for the hanging call would end here, failed
+@pytest.mark.parametrize("per_element", [4, "auto"])
+def test_timeout_stops_a_call_hanging_in_c_inside_an_element(tmp_path, per_element):
+    """``timeout=2``: call 5 never returns (``signal.pause``); it fails alone with the
+    limit, its element's other calls and every other element keep their results."""
+    with ParallelMap(arr_hangs_at, list(range(8)), 5, output_dir=tmp_path / "run", timeout=2,
+                     backend="slurm-array", n_workers=2, mem_per_worker="300MB",
+                     backend_options={"calls_per_element": per_element, **FAST}) as pmap:
+        with pytest.raises(ParallelMapError, match=r"1/8 calls") as info:
+            pmap.compute()
+    error = info.value.failed[5]
+    assert isinstance(error, CallTimeoutError) and isinstance(error, TimeoutError)
+    assert "call 5 ran longer than its time limit of 2 s" in str(error)
+    assert [r is not None for r in info.value.results] == [True] * 5 + [False] + [True] * 2
