@@ -60,6 +60,19 @@ def arr_hangs_at(x, bad):
     return x
 
 
+def arr_needs_memory(x, big, env="ACME_ELEMENT_MEMORY"):
+    """Call ``big`` touches 700 MiB (more than a 500 MB element has); every call returns
+    its element's memory in MiB as the environment variable ``env`` says."""
+    if x == big:
+        import numpy as np
+
+        block = np.ones(700 * 2**20 // 8)
+        time.sleep(1)  # the element's guard looks every 0.1 s
+        del block
+    mem = int(os.environ[env])
+    return [x, mem // 2**20 if env == "ACME_ELEMENT_MEMORY" else mem]
+
+
 def slurm_ours(names: tuple[str, ...] = ()) -> list[str]:
     """Job ids (array elements expanded) of this user's jobs named ``acme-arr_*``."""
     out = subprocess.run(["squeue", "-h", "-r", "-u", getpass.getuser(), "-o", "%i %j"],
