@@ -211,6 +211,18 @@ def _load_json(path: Path) -> dict[str, Any]:
     return record
 
 
+def forget_key(run_dir: Path) -> None:
+    """Remove the key of the detached run in ``run_dir`` (before the directory goes).
+
+    Only a record that verifies with the key it names can have that key removed: a
+    planted record naming another run's id removes nothing.
+    """
+    path = run_dir / RECORD_NAME
+    if path.is_file() and not path.is_symlink():
+        with contextlib.suppress(Exception):  # not a detached run, or not ours: keep keys
+            RunKey.remove(str(_load_json(path)["run_id"]))
+
+
 class DetachedRun:
     """The driver's side of one detached run: launch, poll, resubmit, cancel.
 
