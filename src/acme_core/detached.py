@@ -18,6 +18,11 @@ batch jobs (the job-array backends, a site's own) gets all of this:
   calls fail with a :class:`~acme_core.errors.WorkerLostError`); calls that
   raised run again up to ``retries`` times; the manifest stays the source of
   truth and has one writer, the holder of the run directory's lock.
+* **More memory** (executors that are :class:`~acme_core.executor.EscalatesMemory`,
+  ``retry_memory_factor``): the calls of an element that exceeded its memory run
+  again one per element; the one that exceeds it alone runs again in an element
+  with more (step by step, :meth:`DetachedRun.executor_at`), the step kept in the
+  record so an attached process goes on from there.
 * **Detach and attach**: :func:`submit` returns once the jobs are queued and
   gives the lock free; :class:`RunHandle` (``ParallelMap.attach(output_dir)``,
   ``acme status|wait|cancel``) reports, waits, collects and cancels from any
@@ -52,14 +57,17 @@ from acme_core.context import TaskContext
 from acme_core.element import CONTEXT_NAME, DETACHED_DIR, chunk_name, outcome_name
 from acme_core.errors import (
     ArgumentValueError,
+    CallTimeoutError,
     NoRunError,
     RemoteCallError,
+    ResultMismatchError,
+    ResultTypeError,
     RunDirectoryError,
     TamperedFileError,
     UsageError,
     WorkerLostError,
 )
-from acme_core.executor import ElementJob, RunsDetached
+from acme_core.executor import ElementJob, EscalatesMemory, RunsDetached
 from acme_core.fileio import write_bytes_atomic
 from acme_core.manifest import Manifest, from_ranges, to_ranges
 from acme_core.run_directory import RunLock, confined
@@ -160,13 +168,22 @@ class Changes:
         return bool(self.finished or self.failed or self.resubmit)
 
 
+#: acme-core's own errors a call may end with, rebuilt by name (message-only constructors)
+_REBUILT: dict[str, type[Exception]] = {c.__name__: c for c in (
+    WorkerLostError, ResultMismatchError, ResultTypeError)}
+
+
 def _rebuild_error(record: dict[str, Any]) -> BaseException:
     """A call's exception from its JSON record: a built-in exception type keeps its class
-    (``except ValueError`` works); any other is a :class:`RemoteCallError` with its name."""
+    (``except ValueError`` works), as do a time limit (:class:`CallTimeoutError`) and
+    acme-core's result errors; any other is a :class:`RemoteCallError` with its name."""
     import builtins
 
     type_name, message = str(record.get("type", "Error")), str(record.get("message", ""))
-    cls = getattr(builtins, type_name, None)
+    limit = record.get("limit")
+    if type_name == "CallTimeoutError" and isinstance(limit, (int, float)):
+        return CallTimeoutError(int(record.get("id", -1)), float(limit))
+    cls = _REBUILT.get(type_name) or getattr(builtins, type_name, None)
     if isinstance(cls, type) and issubclass(cls, Exception) and cls is not Exception:
         with contextlib.suppress(Exception):
             return cls(message)
@@ -194,6 +211,18 @@ def _load_json(path: Path) -> dict[str, Any]:
     return record
 
 
+def forget_key(run_dir: Path) -> None:
+    """Remove the key of the detached run in ``run_dir`` (before the directory goes).
+
+    Only a record that verifies with the key it names can have that key removed: a
+    planted record naming another run's id removes nothing.
+    """
+    path = run_dir / RECORD_NAME
+    if path.is_file() and not path.is_symlink():
+        with contextlib.suppress(Exception):  # not a detached run, or not ours: keep keys
+            RunKey.remove(str(_load_json(path)["run_id"]))
+
+
 class DetachedRun:
     """The driver's side of one detached run: launch, poll, resubmit, cancel.
 
@@ -216,6 +245,9 @@ class DetachedRun:
         self.owner: dict[int, str] = {}
         self.attempts = {int(k): int(v) for k, v in record.get("attempts", {}).items()}
         self.lost = {int(k): int(v) for k, v in record.get("lost", {}).items()}
+        #: call -> its memory step (retry_memory_factor; 0 or absent: the run's memory)
+        self.memory = {int(k): int(v) for k, v in record.get("memory", {}).items()}
+        self._bigger: dict[int, Any] = {0: executor}
         self.settled: set[int] = set()
         self.states: dict[str, dict[int, tuple[str, str]]] = {}
         self.interval = float(record.get("poll_interval", 2.0))
@@ -283,8 +315,10 @@ class DetachedRun:
         if (run_dir / DETACHED_DIR).is_dir():
             shutil.rmtree(confined(run_dir, DETACHED_DIR))
 
-    def _submit_batch(self, chunks: list[tuple[list[int], bytes]]) -> None:
-        """Sign the chunk files of a new batch of elements and submit them as jobs."""
+    def _submit_batch(self, chunks: list[tuple[list[int], bytes]],
+                      executor: Any = None) -> None:
+        """Sign the chunk files of a new batch of elements and submit them as jobs
+        (with ``executor``: one with more memory, see :meth:`executor_at`)."""
         batch = int(self.record["batches"])
         self.record["batches"] = batch + 1
         for index, (_ids, payload) in enumerate(chunks):
@@ -294,8 +328,8 @@ class DetachedRun:
                    str(self.record.get("cwd") or os.getcwd()), str(self.run_dir.resolve()),
                    self.run_id, str(batch)]
         name = f"acme-{self.record.get('func_name', 'run')}"[:60]
-        jobs = self.executor.submit_elements(command, len(chunks), name=name,
-                                             log_dir=str(self.run_dir / "job-logs"))
+        jobs = (executor or self.executor).submit_elements(
+            command, len(chunks), name=name, log_dir=str(self.run_dir / "job-logs"))
         for index, (ids, _) in enumerate(chunks):
             self._add(Element(batch, index, list(ids)))
             self.record["elements"].append({"batch": batch, "index": index,
@@ -312,6 +346,7 @@ class DetachedRun:
             return
         self.record["attempts"] = {str(k): v for k, v in self.attempts.items()}
         self.record["lost"] = {str(k): v for k, v in self.lost.items()}
+        self.record["memory"] = {str(k): v for k, v in self.memory.items()}
         body = json.dumps(self.record, sort_keys=True)
         mac = self.key.tag(RECORD_NAME, body.encode()).hex()
         write_bytes_atomic(confined(self.run_dir, RECORD_NAME),
@@ -425,6 +460,8 @@ class DetachedRun:
         where = self._job_of(element)
         job = f"{where[0].job_id}[{where[1]}]" if where else element.key
         cancelled = self.cancelled()
+        if not cancelled and self._exceeded_memory(cause) and self._escalate(unsettled, changes):
+            return
         again = [i for i in unsettled if not cancelled and self.lost.get(i, 0) < LOST_RESUBMITS]
         if again and not self.read_only:
             log.warning("Element %s (job %s) ended before finishing calls %s: %s; running them "
@@ -440,6 +477,50 @@ class DetachedRun:
             error: BaseException = RuntimeError(text) if cancelled else WorkerLostError(text)
             self._settle_failed(CallOutcome(i, False, error=error, traceback=text,
                                             worker_lost=True), changes)
+
+    # -- memory escalation (retry_memory_factor) ---------------------------------
+    def executor_at(self, level: int) -> Any:
+        """The executor of memory step ``level`` (0: the run's; None: no such step)."""
+        if level not in self._bigger:
+            bigger = None
+            if isinstance(self.executor, EscalatesMemory):
+                try:
+                    bigger = self.executor.with_more_memory(level)
+                except Exception as exc:  # a courtesy: the calls fail as before
+                    log.warning("Could not ask for elements with more memory: %s", exc)
+            self._bigger[level] = bigger
+        return self._bigger[level]
+
+    def _exceeded_memory(self, cause: str) -> bool:
+        """Whether the element ended over its memory and more memory is to be had."""
+        if not isinstance(self.executor, EscalatesMemory) or self.executor_at(1) is None:
+            return False
+        with contextlib.suppress(Exception):  # a courtesy, never a new failure
+            return bool(self.executor.memory_exceeded(WorkerLostError(cause)))
+        return False
+
+    def _escalate(self, unsettled: list[int], changes: Changes) -> bool:
+        """An element over its memory: its calls run alone, then the one left with more.
+
+        False when the one call left has no bigger step: it takes the usual path
+        (run again up to :data:`LOST_RESUBMITS` times, then failed with the cause).
+        """
+        if len(unsettled) > 1:  # which call needs the memory is not known yet
+            if not self.read_only:
+                log.warning("An element exceeded its memory while running calls %s; running "
+                            "them again one per element", format_id_ranges(unsettled, 6))
+            for i in unsettled:
+                changes.resubmit[i] = "alone"
+            return True
+        i = unsettled[0]
+        level = self.memory.get(i, 0) + 1
+        if self.executor_at(level) is None:
+            return False
+        if not self.read_only:
+            log.warning("Call %d exceeded its element's memory; running it again in an element "
+                        "with more memory (step %d)", i, level)
+        changes.resubmit[i] = "memory"
+        return True
 
     def _settle_failed(self, outcome: CallOutcome, changes: Changes) -> None:
         self.settled.add(outcome.task_id)
@@ -520,25 +601,30 @@ class DetachedRun:
     def _resubmit(self, calls: dict[int, str]) -> None:
         """Calls to run again, in new elements that take them from the old chunks.
 
-        Calls lost once more run one per element, so a call that kills its element
-        is found and fails alone.
+        Calls lost once more, calls isolated after an element exceeded its memory and
+        calls given more memory run one per element, so a call that kills its element
+        is found and fails (or gets more memory) alone.
         """
-        groups: dict[tuple[str, bool], list[int]] = {}
+        groups: dict[tuple[str, int], list[int]] = {}
         for i, why in sorted(calls.items()):
-            if why == "lost":
+            if why in ("lost", "alone"):
                 self.lost[i] = self.lost.get(i, 0) + 1
+            elif why == "memory":
+                self.memory[i] = self.memory.get(i, 0) + 1
             else:
                 self.attempts[i] = self.attempts.get(i, 0) + 1
-            alone = why == "lost" and self.lost[i] > 1
-            groups.setdefault((self.owner[i] if not alone else str(i), alone), []).append(i)
-        chunks = []
-        for (_, _alone), ids in groups.items():
+            level = self.memory.get(i, 0)
+            alone = why == "alone" or level > 0 or (why == "lost" and self.lost[i] > 1)
+            groups.setdefault((str(i) if alone else self.owner[i], level), []).append(i)
+        batches: dict[int, list[tuple[list[int], bytes]]] = {}
+        for (_, level), ids in groups.items():
             sources: dict[str, list[int]] = {}
             for i in ids:
                 sources.setdefault(self.owner[i], []).append(i)
             spec = [[self.elements[k].batch, self.elements[k].index, v] for k, v in sources.items()]
-            chunks.append((ids, b"J" + json.dumps(spec).encode()))
-        self._submit_batch(chunks)
+            batches.setdefault(level, []).append((ids, b"J" + json.dumps(spec).encode()))
+        for level, chunks in sorted(batches.items()):
+            self._submit_batch(chunks, self.executor_at(level))
 
     def cancel(self) -> list[str]:
         """Cancel every job of the run (one command); the ids cancelled."""

@@ -25,6 +25,10 @@ timeout) and the same store writer, and reports what happened as **JSON lines**
     The element finished. An element that ended without this line was killed
     (cancelled, out of memory or time, node lost): its unfinished calls run again.
 
+With ``ACME_ELEMENT_MEMORY`` (bytes) in its environment, an element stops itself
+when its resident memory passes 95% of it, saying so in its job log
+(:mod:`acme_core._memory_guard`).
+
 The layout names are derived from integers only (:func:`chunk_name`,
 :func:`outcome_name`), never read from a file.
 """
@@ -42,11 +46,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from acme_core._memory_guard import ENV as MEMORY_ENV
+from acme_core._memory_guard import MemoryGuard
+from acme_core.errors import CallTimeoutError
 from acme_core.run_directory import confined
 from acme_core.signed import RunKey
 from acme_core.task import Chunk, ChunkResult, run_chunk_calls
 
-__all__ = ["CONTEXT_NAME", "DETACHED_DIR", "OUTCOMES_DIR", "PIECE_SECONDS", "chunk_name",
+__all__ = ["CONTEXT_NAME", "DETACHED_DIR", "MEMORY_ENV", "OUTCOMES_DIR", "PIECE_SECONDS", "chunk_name",
            "load_chunk", "main", "outcome_name", "run_element"]
 
 #: the detached run's own directory inside the run directory
@@ -116,10 +123,15 @@ def _jsonable(reference: Any) -> Any:
     return reference if isinstance(reference, (str, int, float, bool, type(None))) else None
 
 
+def _limit(error: BaseException | None) -> dict[str, float]:
+    """A time limit's seconds, so the driver rebuilds the :class:`CallTimeoutError`."""
+    return {"limit": error.limit} if isinstance(error, CallTimeoutError) else {}
+
+
 def _record(result: ChunkResult) -> dict[str, Any]:
     failed = [{"id": o.task_id, "type": type(o.error).__name__ if o.error else "Error",
                "message": str(o.error)[:2000], "traceback": o.traceback[-20000:],
-               "binding": o.binding_error} for o in result.failed]
+               "binding": o.binding_error, **_limit(o.error)} for o in result.failed]
     return {"ok": result.ok_ids, "refs": [_jsonable(r) for r in result.references],
             "failed": failed, "seconds": result.seconds}
 
@@ -146,6 +158,7 @@ def run_element(run_dir: str | os.PathLike[str], run_id: str, batch: int, elemen
             return 1
         per_call: list[float] = []
         stuck = 0
+        guard = MemoryGuard.from_environment()
         for piece in _pieces(chunk, per_call):
             started = time.perf_counter()
             result = run_chunk_calls(context.func, context.writer, context.n_args,
@@ -153,6 +166,8 @@ def run_element(run_dir: str | os.PathLike[str], run_id: str, batch: int, elemen
             per_call.append((time.perf_counter() - started) / len(piece))
             stuck += result.stuck
             _line(fh, _record(result))
+        if guard is not None:
+            guard.stop()
         _line(fh, {"end": True})
     return 0 if not stuck else 3
 

@@ -58,11 +58,17 @@ def old_runs(base: Path, threshold_days: int, dirs: list[Path] | None = None) ->
 
 
 def remove_runs(old: list[Path]) -> list[Path]:
-    """Delete the directories ``old``; return those deleted (a failure is logged)."""
+    """Delete the directories ``old``; return those deleted (a failure is logged).
+
+    The key of a detached run in one of them (``~/.acme/run-keys``) goes with it.
+    """
+    from acme_core.detached import forget_key
+
     deleted = []
     for d in old:
         try:
             days = age_days(d)
+            forget_key(d)
             shutil.rmtree(d)
             deleted.append(d)
             log.info("Deleted old ACME directory %s (age: %d days)", d, days)

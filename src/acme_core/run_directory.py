@@ -13,8 +13,8 @@ cluster) may have edited it. The rules, for the core and for every store:
 * **One run at a time.** A run holds :class:`RunLock` (``.acme_lock``: its host,
   pid and an owner id unique to the ParallelMap) from its construction until it finished; a second run in the
   same directory is refused naming the owner; a lock whose process is gone (same
-  host) or that was not refreshed for :data:`STALE_AFTER` seconds (another host)
-  is stale and taken over.
+  host) or that was not refreshed for :data:`STALE_AFTER` seconds (another host;
+  the holder refreshes it every :data:`HEARTBEAT` seconds) is stale and taken over.
 * **Only what the manifest lists counts** (the readers' and ``resume``'s rule; the
   stores apply it).
 """
@@ -27,6 +27,7 @@ import logging
 import os
 import re
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,14 +35,17 @@ from typing import Any
 
 from acme_core.errors import ManifestError, RunDirectoryError
 
-__all__ = ["LOCK_NAME", "STALE_AFTER", "LockInfo", "RunLock", "RunLockedError", "check_name",
+__all__ = ["HEARTBEAT", "LOCK_NAME", "STALE_AFTER", "LockInfo", "RunLock", "RunLockedError", "check_name",
            "confined", "file_stem"]
 
 log = logging.getLogger("acme")
 
 LOCK_NAME = ".acme_lock"
 #: seconds after which another host's lock that was not refreshed counts as stale
-STALE_AFTER = 30 * 60
+STALE_AFTER = 5 * 60
+#: seconds between two refreshes of a held lock, by a thread of its holder (so a holder
+#: that sits idle, e.g. a notebook between cells, is not taken for gone)
+HEARTBEAT = 30.0
 #: a file-name stem: letters, digits, ``_``, ``.``, ``-``; not starting with a dot
 _STEM = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
@@ -125,6 +129,7 @@ class RunLock:
         self.path = Path(run_dir) / LOCK_NAME
         self.owner = owner
         self.held = False
+        self._beating: threading.Event | None = None
 
     def read(self) -> LockInfo | None:
         """The current owner, or None when the directory is not locked (or unreadable)."""
@@ -147,13 +152,13 @@ class RunLock:
         """Take the lock, or raise :class:`RunLockedError` naming the owner."""
         for _ in range(3):  # a stale lock removed by a rival at the same time: try again
             if self._create():
-                self.held = True
+                self._hold()
                 return
             info = self.read()
             if info is None:
                 continue  # gone (or half written) meanwhile
             if info.owner == self.owner:
-                self.held = True
+                self._hold()
                 return
             if not self.stale(info):
                 raise RunLockedError(
@@ -164,6 +169,18 @@ class RunLock:
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()
         raise RunLockedError(f"could not take the lock {self.path}: other runs keep taking it")
+
+    def _hold(self) -> None:
+        """Mark the lock held and refresh it every :data:`HEARTBEAT` seconds until released."""
+        self.held = True
+        if self._beating is None:
+            self._beating = stop = threading.Event()
+            threading.Thread(target=self._beat, args=(stop,), name="acme-run-lock",
+                             daemon=True).start()
+
+    def _beat(self, stop: threading.Event) -> None:
+        while not stop.wait(HEARTBEAT) and self.held:
+            self.refresh()
 
     def _create(self) -> bool:
         data = {"host": socket.gethostname(), "pid": os.getpid(), "owner": self.owner,
@@ -189,6 +206,9 @@ class RunLock:
 
     def release(self) -> None:
         """Give the directory free (only a lock that is still ours is removed)."""
+        beating, self._beating = self._beating, None
+        if beating is not None:
+            beating.set()
         if not self.owned():
             self.held = False
             return

@@ -10,6 +10,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -49,6 +50,27 @@ def arr_fails_while(x, flag):
     if os.path.exists(flag) and x % 3 == 0:
         raise RuntimeError(f"flag set for {x}")
     return x * 10
+
+
+def arr_hangs_at(x, bad):
+    """Call ``bad`` waits in C for a signal that never comes: no bytecode runs that an
+    exception could interrupt, so only the element's own exit ends it."""
+    if x == bad:
+        signal.pause()
+    return x
+
+
+def arr_needs_memory(x, big, env="ACME_ELEMENT_MEMORY"):
+    """Call ``big`` touches 700 MiB (more than a 500 MB element has); every call returns
+    its element's memory in MiB as the environment variable ``env`` says."""
+    if x == big:
+        import numpy as np
+
+        block = np.ones(700 * 2**20 // 8)
+        time.sleep(1)  # the element's guard looks every 0.1 s
+        del block
+    mem = int(os.environ[env])
+    return [x, mem // 2**20 if env == "ACME_ELEMENT_MEMORY" else mem]
 
 
 def slurm_ours(names: tuple[str, ...] = ()) -> list[str]:

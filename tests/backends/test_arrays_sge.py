@@ -15,6 +15,8 @@ import pytest
 from arrays_util import (
     acme,
     arr_fails_on_odd,
+    arr_hangs_at,
+    arr_needs_memory,
     arr_slow,
     arr_square,
     arr_walkthrough,
@@ -27,9 +29,9 @@ from arrays_util import (
 
 from acme_backends.arrays import SgeArrayExecutor
 from acme_backends.arrays.sge import expand_tasks, parse_array_states, parse_max_aj_tasks
-from acme_core import ParallelMap
+from acme_core import ParallelMap, open_results
 from acme_core.detached import RunHandle
-from acme_core.errors import ArgumentValueError, ParallelMapError
+from acme_core.errors import ArgumentValueError, CallTimeoutError, ParallelMapError
 from acme_core.testing import ExecutorTests
 from jobqueue_util import sge_status
 from script_runner import run_script
@@ -153,3 +155,35 @@ def test_unknown_queue_refused(tmp_path):
                     partition="nosuch.q")
     assert not (tmp_path / "run").exists()
     assert sge_ours() == []
+
+
+@pytest.mark.timeout(180)  # a run waiting for the hanging call would end here, failed
+def test_timeout_stops_a_call_hanging_in_c_inside_an_element(tmp_path):
+    """``timeout=2`` on SGE: call 5 (``signal.pause``) fails alone with the limit."""
+    with ParallelMap(arr_hangs_at, list(range(8)), 5, output_dir=tmp_path / "run", timeout=2,
+                     **{**OPTS, "backend_options": {"calls_per_element": 4,
+                                                    "poll_interval": 0.5}}) as pmap:
+        with pytest.raises(ParallelMapError, match=r"1/8 calls") as info:
+            pmap.compute()
+    error = info.value.failed[5]
+    assert isinstance(error, CallTimeoutError)
+    assert "call 5 ran longer than its time limit of 2 s" in str(error)
+    assert [r is not None for r in info.value.results] == [True] * 5 + [False] + [True] * 2
+
+
+def test_a_call_over_its_elements_memory_runs_again_with_more(tmp_path, caplog):
+    """``retry_memory_factor=2`` on SGE (which does not enforce ``mem_free``): the
+    300 MB (287 MiB) element stops itself; 574 MiB are not enough either, so call 4
+    runs a third time, in a 1148 MiB element."""
+    out = tmp_path / "run"
+    with caplog.at_level("WARNING", logger="acme"), \
+            ParallelMap(arr_needs_memory, list(range(6)), 4, output_dir=out,
+                        write_pickle=True, retry_memory_factor=2,
+                        **{**OPTS, "backend_options": {"calls_per_element": 3,
+                                                       "poll_interval": 0.5}}) as pmap:
+        pmap.compute()
+    results = open_results(out)
+    assert [r[0] for r in results] == list(range(6))
+    assert [r[1] for r in results] == [287] * 4 + [1148] + [287]
+    assert "running it again in an element with more memory (step 1)" in caplog.text
+    assert "running it again in an element with more memory (step 2)" in caplog.text

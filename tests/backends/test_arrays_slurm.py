@@ -25,6 +25,8 @@ from arrays_util import (
     acme,
     arr_fails_on_odd,
     arr_fails_while,
+    arr_hangs_at,
+    arr_needs_memory,
     arr_slow,
     arr_square,
     arr_walkthrough,
@@ -37,9 +39,15 @@ from arrays_util import (
 
 from acme_backends.arrays import SlurmArrayExecutor
 from acme_backends.arrays.slurm import parse_array_states, parse_max_array_size
-from acme_core import ParallelMap
+from acme_core import ParallelMap, open_results
 from acme_core.detached import RunHandle
-from acme_core.errors import ArgumentValueError, ParallelMapError, UsageError
+from acme_core.errors import (
+    ArgumentValueError,
+    CallTimeoutError,
+    ParallelMapError,
+    UsageError,
+    WorkerLostError,
+)
 from acme_core.testing import ExecutorTests
 from jobqueue_util import slurm_status
 from script_runner import run_script
@@ -273,3 +281,53 @@ def test_node_local_run_directory_refused(tmp_path):
         assert slurm_ours(("acme-arr_square",)) == []
     finally:
         subprocess.run(["rm", "-rf", out])
+
+
+@pytest.mark.timeout(180)  # a run waiting for the hanging call would end here, failed
+@pytest.mark.parametrize("per_element", [4, "auto"])
+def test_timeout_stops_a_call_hanging_in_c_inside_an_element(tmp_path, per_element):
+    """``timeout=2``: call 5 never returns (``signal.pause``); it fails alone with the
+    limit, its element's other calls and every other element keep their results."""
+    with ParallelMap(arr_hangs_at, list(range(8)), 5, output_dir=tmp_path / "run", timeout=2,
+                     backend="slurm-array", n_workers=2, mem_per_worker="300MB",
+                     backend_options={"calls_per_element": per_element, **FAST}) as pmap:
+        with pytest.raises(ParallelMapError, match=r"1/8 calls") as info:
+            pmap.compute()
+    error = info.value.failed[5]
+    assert isinstance(error, CallTimeoutError) and isinstance(error, TimeoutError)
+    assert "call 5 ran longer than its time limit of 2 s" in str(error)
+    assert [r is not None for r in info.value.results] == [True] * 5 + [False] + [True] * 2
+
+
+def test_a_call_over_its_elements_memory_runs_again_with_more(tmp_path, caplog):
+    """``retry_memory_factor=2``: call 4 needs 700 MiB in 500 MB elements. Its element
+    stops itself (``ACME_ELEMENT_MEMORY``), its calls run again one per element, and
+    call 4 runs once more in a job SLURM gives twice the memory, 954 MiB (``SLURM_MEM_PER_NODE``)."""
+    out = tmp_path / "run"
+    with caplog.at_level("WARNING", logger="acme"), \
+            ParallelMap(arr_needs_memory, list(range(6)), 4, env="SLURM_MEM_PER_NODE",
+                        output_dir=out, write_pickle=True, backend="slurm-array",
+                        n_workers=2, mem_per_worker="500MB", retry_memory_factor=2,
+                        backend_options={"calls_per_element": 3, **FAST}) as pmap:
+        pmap.compute()
+    results = open_results(out)
+    assert [r[0] for r in results] == list(range(6))
+    assert [r[1] for r in results] == [477] * 4 + [954] + [477]  # 500 MB is 477 MiB
+    assert "Call 4 exceeded its element's memory; running it again in an element with more " \
+           "memory (step 1)" in caplog.text
+    assert record(out)["memory"] == {"4": 1}
+    logs = "".join(p.read_text() for p in (out / "job-logs").iterdir())
+    assert "exceeded memory limit" in logs  # the element said why it stopped
+
+
+def test_without_a_factor_the_call_over_its_memory_fails_alone(tmp_path):
+    out = tmp_path / "run"
+    with ParallelMap(arr_needs_memory, list(range(6)), 4, output_dir=out, write_pickle=True,
+                     backend="slurm-array", n_workers=2, mem_per_worker="500MB",
+                     backend_options={"calls_per_element": 3, **FAST}) as pmap:
+        with pytest.raises(ParallelMapError, match=r"1/6 calls") as info:
+            pmap.compute()
+    error = info.value.failed[4]
+    assert isinstance(error, WorkerLostError)
+    assert "it exceeded its memory limit" in str(error)
+    assert sum(r is not None for r in info.value.results) == 5

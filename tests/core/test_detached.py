@@ -251,3 +251,27 @@ def test_a_tampered_record_is_refused(tmp_path):
     path.write_text(json.dumps(data))
     with pytest.raises(TamperedFileError):
         RunHandle(out).status()
+
+
+def test_removing_a_run_directory_removes_its_key_and_no_other(tmp_path):
+    """``acme clean`` (``housekeeping.remove_runs``) takes the run's key along; a record
+    edited to name another run's id removes nothing (it does not verify)."""
+    import json
+
+    from acme_core.housekeeping import remove_runs
+
+    runs = [tmp_path / "ACME_a", tmp_path / "ACME_b"]
+    for out in runs:
+        with ParallelMap(double, [1, 2], output_dir=out, write_pickle=True,
+                         backend=LocalElements, progress=False) as pmap:
+            pmap.compute()
+    ids = [json.loads((out / ".acme_detached" / "run.json").read_text())["record"]["run_id"]
+           for out in runs]
+    forged = runs[1] / ".acme_detached" / "run.json"
+    data = json.loads(forged.read_text())
+    data["record"]["run_id"] = ids[0]
+    forged.write_text(json.dumps(data))
+    assert remove_runs([runs[1]]) == [runs[1]]
+    assert RunKey.path_of(ids[0]).is_file()  # the planted id removed nothing
+    assert remove_runs([runs[0]]) == [runs[0]]
+    assert not RunKey.path_of(ids[0]).exists()

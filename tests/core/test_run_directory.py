@@ -269,3 +269,22 @@ def test_empty_output_dir_is_refused(in_tmp):
         ParallelMap(double, [1, 2], output_dir="")
     assert err.value.parameter == "output_dir"
     assert list(in_tmp.iterdir()) == []
+
+
+def test_a_held_lock_is_refreshed_while_its_holder_sits_idle(in_tmp, monkeypatch):
+    """Another host judges a lock by its age: the holder's thread keeps it young."""
+    import acme_core.run_directory as rd
+
+    monkeypatch.setattr(rd, "HEARTBEAT", 0.1)
+    lock = rd.RunLock(in_tmp, "owner-1")
+    lock.acquire()
+    try:
+        old = time.time() - rd.STALE_AFTER - 60
+        os.utime(lock.path, (old, old))
+        deadline = time.monotonic() + 10
+        while lock.read().age > rd.STALE_AFTER and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert lock.read().age < 5
+    finally:
+        lock.release()
+    assert not lock.path.exists()

@@ -8,6 +8,7 @@ query (:meth:`ArrayExecutor.element_states`) and how large an array may be.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import os
@@ -22,6 +23,7 @@ from acme_backends.arrays.tasks import TaskArrays
 from acme_backends.jobqueue.kind import JobQueueKind
 from acme_backends.jobqueue.settings import (
     check_node_limits,
+    escalated_mib,
     from_resources,
     gpu_options,
     resolve_memory,
@@ -29,6 +31,7 @@ from acme_backends.jobqueue.settings import (
 )
 from acme_backends.schedulers.base import SchedulerCLI
 from acme_core.detached import check_shared_directory
+from acme_core.element import MEMORY_ENV
 from acme_core.errors import ArgumentTypeError, SchedulerError, WorkerLostError
 from acme_core.executor import ElementJob
 
@@ -57,6 +60,9 @@ class ArraySettings:
         check = _checks.boolean(o["check_resources"], "check_resources")
         self.walltime = _checks.instance_of(o["walltime"], "walltime", (str, type(None)),
                                             "a time such as '01:00:00'")
+        factor = o["retry_memory_factor"]
+        self.retry_memory_factor = (None if factor is None else
+                                    _checks.number(factor, "retry_memory_factor"))
         extra = o["job_extra"] or []
         # one line of the job script each: a line break would smuggle in shell commands
         if not isinstance(extra, (list, tuple)) or not all(
@@ -116,6 +122,12 @@ class ArrayExecutor:
         ``{"cores", "gpus", "mem"}``, as ``ParallelMap(resources=...)``.
     walltime : str, optional
         Time limit of each element ("01:00:00").
+    retry_memory_factor : float, optional
+        A call whose element exceeded its memory runs again, alone, in an element
+        with this factor times the memory (then its square, ...), up to the largest
+        node of the queue; off by default. An element stops itself at 95% of its
+        memory (``ACME_ELEMENT_MEMORY``), so the cause is known also where the
+        scheduler does not enforce memory.
     job_extra : list of str, optional
         More scheduler options, one per line of the job script.
     calls_per_element : int or "auto"
@@ -148,7 +160,8 @@ class ArrayExecutor:
     def __init__(self, partition: str | None = "auto", n_workers: int | str = "auto",
                  mem_per_worker: str | None = "auto", cores_per_worker: int | None = None,
                  gpus: int | None = None, resources: dict[str, Any] | None = None,
-                 walltime: str | None = None, job_extra: list[str] | None = None,
+                 walltime: str | None = None, retry_memory_factor: float | None = None,
+                 job_extra: list[str] | None = None,
                  calls_per_element: int | str = "auto", max_array_size: int | None = None,
                  poll_interval: float = 2.0, allow_local_run_dir: bool = False,
                  check_resources: bool = True, run_dir: str | os.PathLike[str] | None = None,
@@ -156,6 +169,7 @@ class ArrayExecutor:
                  setup_interactive: bool = True) -> None:
         options = dict(partition=partition, n_workers=n_workers, mem_per_worker=mem_per_worker,
                        cores_per_worker=cores_per_worker, gpus=gpus, walltime=walltime,
+                       retry_memory_factor=retry_memory_factor,
                        job_extra=job_extra, calls_per_element=calls_per_element,
                        max_array_size=max_array_size, poll_interval=poll_interval,
                        allow_local_run_dir=allow_local_run_dir, check_resources=check_resources,
@@ -168,6 +182,8 @@ class ArrayExecutor:
         self._limit: int | None = None
         self._slots: int | None = None
         self._tasks: TaskArrays | None = None
+        #: memory step -> this executor with more memory per element (retry_memory_factor)
+        self._bigger: dict[int, ArrayExecutor | None] = {}
 
     @classmethod
     def check_options(cls, options: dict[str, Any]) -> None:
@@ -226,6 +242,9 @@ class ArrayExecutor:
                         log_dir: str) -> list[ElementJob]:
         """One array per :meth:`array_limit` elements, each waiting for the one before."""
         Path(log_dir).mkdir(parents=True, exist_ok=True)
+        # the element stops itself above its memory (acme_core._memory_guard), saying why
+        limit = self.settings.memory_mib * 2**20
+        command = ["env", f"{MEMORY_ENV}={limit}", *command]
         jobs: list[ElementJob] = []
         size = self.array_limit()
         for first in range(0, count, size):
@@ -265,6 +284,27 @@ class ArrayExecutor:
         s = self.settings
         return {**self._options, "partition": s.queue, "mem_per_worker": s.memory,
                 "check_resources": False}
+
+    # -- EscalatesMemory -------------------------------------------------------
+    def memory_exceeded(self, exc: BaseException) -> bool:
+        """Whether an element ended because it exceeded its memory (``exc``: its cause)."""
+        return isinstance(exc, WorkerLostError) and "exceeded its memory limit" in str(exc)
+
+    def with_more_memory(self, level: int) -> ArrayExecutor | None:
+        """This executor with ``retry_memory_factor ** level`` times the memory per element,
+        up to the largest node of the queue (None: escalation off, or no more to have)."""
+        if level not in self._bigger:
+            s = self.settings
+            want = escalated_mib(cast(JobQueueKind, type(self)), s.queue, s.memory_mib,
+                                 s.retry_memory_factor, level)
+            bigger = None
+            if want is not None:
+                bigger = copy.copy(self)
+                bigger.settings = copy.copy(s)
+                bigger.settings.memory, bigger.settings.memory_mib = f"{want}MiB", want
+                bigger._tasks, bigger._bigger = None, {}
+            self._bigger[level] = bigger
+        return self._bigger[level]
 
     def element_cause(self, job: ElementJob, index: int) -> str | None:
         """Why an element ended early, from the last lines of its job log (None: unknown)."""

@@ -38,6 +38,7 @@ __all__ = [
     "check_jobqueue_keywords",
     "check_node_limits",
     "check_scalars",
+    "escalated_mib",
     "jobqueue_keywords",
     "resolve",
     "resolve_memory",
@@ -431,20 +432,29 @@ def more_memory(kind: JobQueueKind, settings: JobQueueSettings,
     At most what the largest node of the queue has and the queue allows; None when
     escalation is off or step ``level`` would get no more than step ``level - 1``.
     """
-    factor = settings.retry_memory_factor
+    want = escalated_mib(kind, settings.queue, settings.memory_mib,
+                         settings.retry_memory_factor, level)
+    if want is None:
+        return None
+    return replace(settings, memory=f"{want}MiB", memory_mib=want, n_workers=1,
+                   n_workers_startup=1, reuse=False)
+
+
+def escalated_mib(kind: JobQueueKind, queue: str | None, memory_mib: float,
+                  factor: float | None, level: int) -> int | None:
+    """MiB of memory step ``level``: ``memory_mib * factor ** level``, at most what the
+    largest node of ``queue`` has and the queue allows; None when escalation is off or
+    step ``level`` would get no more than step ``level - 1``."""
     if factor is None or factor <= 1:
         return None
     # compared with MiB as check_node_limits does: SLURM's "MB" are MiB
-    node_mem = kind.cli.node_limits(settings.queue).mem_mb
-    max_mem = kind.cli.queue_memory(settings.queue).max_per_node_mb
+    node_mem = kind.cli.node_limits(queue).mem_mb
+    max_mem = kind.cli.queue_memory(queue).max_per_node_mb
     caps = [int(m) for m in (node_mem, max_mem) if m is not None]
     cap: float = min(caps) if caps else math.inf
-    want = min(math.ceil(settings.memory_mib * factor ** level), cap)
-    before = min(math.ceil(settings.memory_mib * factor ** (level - 1)), cap)
-    if want <= before:
-        return None
-    return replace(settings, memory=f"{want}MiB", memory_mib=int(want), n_workers=1,
-                   n_workers_startup=1, reuse=False)
+    want = min(math.ceil(memory_mib * factor ** level), cap)
+    before = min(math.ceil(memory_mib * factor ** (level - 1)), cap)
+    return None if want <= before else int(want)
 
 
 def check_node_limits(kind: JobQueueKind, queue: str | None, cores: int, memory: str,
