@@ -34,7 +34,10 @@ def open_results(path: str | os.PathLike[str]) -> Any:
         One entry per call in task order (natural order: call 2 before call 10):
         an array for a single return value, a tuple for several, the unpickled
         object for pickled results, None for a call that did not finish. With
-        ``result_shape``, the stacked array.
+        ``result_shape``, the stacked array; so for an ``"hdf5"`` run in the
+        ``shard_calls="rows"`` layout (the default from 10,000 calls) whose calls all
+        return the same shapes and dtypes: ``(n_calls, *shape)``, masked where calls
+        did not finish, a tuple of such arrays when each call returns several values.
 
     Raises
     ------

@@ -29,6 +29,19 @@ A store class may also define
   the run directory is created; ``run.output_dir`` is None for a run directory
   that will be named automatically (it does not exist yet).
 
+* ``begin_chunk(task_ids) -> None`` and ``end_chunk() -> None`` on the *writer*
+  (:class:`WritesChunks`): a writer that keeps the calls of one task together
+  (a shard file per task instead of a file per call). A worker calls
+  ``begin_chunk`` with the task's call ids before its first call, ``write`` for
+  each call as usual (which may only buffer the value, yet returns the call's
+  reference), and ``end_chunk`` after the last call, before the task's results
+  leave the worker. ``end_chunk`` makes every reference handed out since
+  ``begin_chunk`` valid, atomically (complete or absent), or raises: then every
+  call of the task that had succeeded is reported failed with that error and
+  runs again like any failed call. A killed worker loses only its unfinished
+  task. ``write`` outside ``begin_chunk``/``end_chunk`` (``debug=True``, the
+  conformance tests) must store the call at once.
+
 What a reader trusts: ``read`` and ``existing`` derive every name from the
 manifest's ``func_name`` and task ids (:func:`acme_core.run_directory.confined`),
 ``read`` returns a value only for calls the manifest lists as finished, and
@@ -72,6 +85,19 @@ class ResultWriter(Protocol):
 
     def write(self, task_id: int, value: Any) -> Any:
         """Store ``value`` (what call ``task_id`` returned); return its reference."""
+        ...
+
+
+@runtime_checkable
+class WritesChunks(ResultWriter, Protocol):
+    """A writer that stores the calls of one task together (see the module docstring)."""
+
+    def begin_chunk(self, task_ids: list[int]) -> None:
+        """The calls ``task_ids`` are about to run in this process, in this order."""
+        ...
+
+    def end_chunk(self) -> None:
+        """Make every call written since :meth:`begin_chunk` durable, or raise."""
         ...
 
 

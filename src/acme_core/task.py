@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from acme_core.errors import CallTimeoutError, RemoteCallError
+from acme_core.store import WritesChunks
 
 #: keyword through which a function that declares it learns its call index
 TASK_ID = "taskID"
@@ -167,10 +168,38 @@ def run_chunk_calls(func: Callable[..., Any], writer: Any, n_args: int, pass_tas
     if missing:  # pragma: no cover - defensive: shapes are checked up front
         return _unbindable(chunk, KeyError(f"no value for positional argument(s) {missing}"))
     out = ChunkResult([], [], [], 0.0, _hostname(), os.getpid())
+    if not isinstance(writer, WritesChunks):
+        _run_chunk(func, writer, n_args, pass_task_id, shared, chunk, out)
+        return out
+    # a writer that keeps the task's calls together (acme_core.store.WritesChunks): its
+    # calls count only once the writer made them durable
+    start = time.perf_counter()
+    try:
+        writer.begin_chunk(list(chunk.task_ids))
+        _run_chunk(func, writer, n_args, pass_task_id, shared, chunk, out)
+        writer.end_chunk()
+    except Exception as exc:
+        _lose_written(out, exc, time.perf_counter() - start)
+    return out
+
+
+def _lose_written(out: ChunkResult, exc: Exception, seconds: float) -> None:
+    """The writer could not keep the chunk's calls: each that had succeeded fails with ``exc``."""
+    text = traceback.format_exc()
+    error = portable_exception(exc)
+    out.failed.extend(CallOutcome(i, False, error=error, traceback=text, host=out.host,
+                                  pid=out.pid, seconds=seconds / max(len(out.ok_ids), 1))
+                      for i in out.ok_ids)
+    out.ok_ids, out.references, out.seconds = [], [], 0.0
+
+
+def _run_chunk(func: Callable[..., Any], writer: Any, n_args: int, pass_task_id: bool,
+               shared: Shared, chunk: Chunk, out: ChunkResult) -> None:
+    """The calls of ``chunk``, recorded into ``out`` (see :func:`run_chunk_calls`)."""
     deadline = None if chunk.budget is None else time.perf_counter() + chunk.budget
     if chunk.timeout is None:
         _run_calls(func, writer, n_args, pass_task_id, shared, chunk, 0, deadline, out, None)
-        return out
+        return
     from acme_core import timeouts
 
     def run(first: int, watch: timeouts.Watch) -> None:
@@ -185,7 +214,6 @@ def run_chunk_calls(func: Callable[..., Any], writer: Any, n_args: int, pass_tas
                                       seconds=chunk.timeout or 0.0))
 
     out.stuck = timeouts.run_guarded(run, len(chunk.task_ids), chunk.timeout, overran)
-    return out
 
 
 def _run_calls(func: Callable[..., Any], writer: Any, n_args: int, pass_task_id: bool,

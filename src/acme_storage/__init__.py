@@ -6,7 +6,8 @@ They register through :func:`~acme_core.hookspecs.acme_register_stores` in
 =========================  ======================================================
 module                     what it holds
 =========================  ======================================================
-:mod:`.hdf5`               ``"hdf5"`` (a file per call) and ``"hdf5-single"``
+:mod:`.hdf5`               ``"hdf5"`` (a file per call, or per task: shards) and
+                           ``"hdf5-single"``
 :mod:`.zarr`               ``"zarr"`` (one zarr v3 group)
 :mod:`.pickled`            ``"pickle"`` (a pickle per call)
 :mod:`.memory`             ``"memory"`` (values back to the caller)

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from acme_core.fileio import is_partial
-from acme_core.store import RunInfo
+from acme_core.store import RunInfo, WritesChunks
 
 
 class StoreTests:
@@ -107,3 +107,29 @@ class StoreTests:
             assert set(store.existing()) == {0, 3, 5}
         else:
             assert store.existing() == {}
+
+    def test_chunk_writer_counts_only_ended_chunks(self, tmp_path: Path) -> None:
+        """A :class:`~acme_core.store.WritesChunks` writer: an ended chunk reads back, one a
+        killed worker never ended leaves nothing ``existing`` reports."""
+        store, run = self._prepared(tmp_path)
+        writer = pickle.loads(pickle.dumps(store.writer()))
+        if not isinstance(writer, WritesChunks):
+            return
+        half = self.n_calls // 2
+        writer.begin_chunk(list(range(half)))
+        refs = [writer.write(i, self.value(i)) for i in range(half)]
+        writer.end_chunk()
+        writer.begin_chunk(list(range(half, self.n_calls)))
+        for i in range(half, self.n_calls - 1):
+            writer.write(i, self.value(i))  # never ended: the worker died
+        if store.writes_files:
+            assert set(store.existing()) == set(range(half))
+        writer.begin_chunk(list(range(half, self.n_calls)))  # the rerun of that chunk
+        refs += [writer.write(i, self.value(i)) for i in range(half, self.n_calls)]
+        writer.end_chunk()
+        final = store.finalize(refs, set())
+        if store.writes_files:
+            assert run.output_dir is not None
+            final = self.store_cls.read(run.output_dir, self._manifest(run, store))
+        for i, value in enumerate(final):
+            self.assert_read_back(value, i)

@@ -1,4 +1,5 @@
-"""The HDF5 stores: ``"hdf5"`` (a file per call) and ``"hdf5-single"`` (one file).
+"""The HDF5 stores: ``"hdf5"`` (a file per call, or a shard file per task) and
+``"hdf5-single"`` (one file).
 
 ============================  =====================================================
 module                        what it holds
@@ -8,6 +9,11 @@ module                        what it holds
 :mod:`.vds`                   ... with ``result_shape``: the virtual dataset and the
                               links to extra return values
 :mod:`.template`              ... its fast path: files from an image h5py made once
+:mod:`.shards`                ... with ``shard_calls``: a shard file per task, its
+                              calls as rows of a block (``"rows"``) or as groups
+                              linked ``comp_<i>`` by ``comp_<i>`` (``"groups"``)
+:mod:`.rows`                  ... the ``"rows"`` layout's container (a virtual
+                              dataset over the shards' rows) and stacked reader
 :mod:`.single`                the ``"hdf5-single"`` store: staged per call, merged
                               into one file by the driver
 :mod:`._h5`                   the h5py seam both stores share: lazy import, locking,

@@ -6,7 +6,12 @@
     <out>/<fn>_payload/<fn>_<i>.h5     datasets result_0, result_1, ...
 
 With ``result_shape`` the container holds a virtual dataset instead
-(:mod:`acme_storage.hdf5.vds`).
+(:mod:`acme_storage.hdf5.vds`). With ``shard_calls`` the calls of each task share
+one shard file ``<fn>_payload/<fn>_<t>.shard.h5`` instead
+(:mod:`acme_storage.hdf5.shards`): as rows of one array per result, the container
+a virtual dataset over them (``"rows"``, :mod:`acme_storage.hdf5.rows`; what
+``"auto"`` chooses from :data:`SHARD_AUTO_CALLS` calls on), or as a group per call
+linked ``comp_<i>`` by ``comp_<i>`` (``"groups"``).
 
 Return values HDF5 cannot hold (dicts, objects, ``None``) are pickled instead,
 per call, as ``<fn>_<i>.pickle`` holding ``[value]`` ("emergency pickling",
@@ -23,18 +28,20 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import threading
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
+from acme_core.errors import ArgumentValueError
 from acme_core.fileio import atomic_path, fsync_path, is_partial, remove_partials
 from acme_core.store import BaseStore, RunInfo
 from acme_storage import _layout, _trust, stacking
 from acme_storage._emergency import read_emergency, warn_pickled, write_emergency
 from acme_storage._values import elements, named_results
+from acme_storage.hdf5 import rows, shards, vds
 from acme_storage.hdf5 import template as h5template
-from acme_storage.hdf5 import vds
 from acme_storage.hdf5._h5 import (
     check_h5_options,
     check_h5_run,
@@ -46,9 +53,12 @@ from acme_storage.hdf5._h5 import (
     write_results,
 )
 
-__all__ = ["HDF5Store", "HDF5Writer", "template_plan"]
+__all__ = ["SHARD_AUTO_CALLS", "HDF5ShardWriter", "HDF5Store", "HDF5Writer", "template_plan"]
 
 log = logging.getLogger("acme")
+
+#: ``shard_calls="auto"`` shards runs of at least this many calls (``benchmarks/README.md``)
+SHARD_AUTO_CALLS = 10_000
 
 #: this process's file templates (see :mod:`acme_storage.hdf5.template`)
 _TEMPLATES = h5template.Templates()
@@ -127,6 +137,85 @@ class HDF5Writer:
         return final
 
 
+class HDF5ShardWriter(HDF5Writer):
+    """Worker side of a sharded run: a task's calls go into one shard file (:mod:`.shards`).
+
+    Values a shard cannot hold, and every call of a stacked run, take
+    :class:`HDF5Writer`'s per-call path. Outside a task (``debug=True``), each call
+    is written at once as a shard of its own.
+    """
+
+    def __init__(self, *args: Any, shard_bytes: int = shards.SHARD_BYTES, rows: bool = False,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.shard_bytes = shard_bytes
+        #: the ``"rows"`` layout (else ``"groups"``)
+        self.rows = rows
+        self._setup()
+
+    def _setup(self) -> None:
+        # several tasks may run at once in one worker process (threads), and with a
+        # timeout a task's calls run in other threads than the task: buffers are found
+        # by task id, and each task's own buffer by its thread
+        self._open: dict[int, shards.ShardBuffer] = {}
+        self._mine = threading.local()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        del state["_open"], state["_mine"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._setup()
+
+    def _shard_path(self, first: int) -> str:
+        return os.path.join(self.payload, shards.shard_name(self.func_name, first))
+
+    def begin_chunk(self, task_ids: list[int]) -> None:
+        """Start buffering the calls ``task_ids`` of one task."""
+        buffer = shards.ShardBuffer()
+        self._mine.buffer = buffer
+        self._mine.ids = task_ids
+        for i in task_ids:
+            self._open[i] = buffer
+
+    def end_chunk(self) -> None:
+        """Write the task's shard (complete or absent)."""
+        buffer = getattr(self._mine, "buffer", None)
+        ids: list[int] = getattr(self._mine, "ids", [])
+        self._mine.buffer, self._mine.ids = None, []
+        for i in ids:
+            if self._open.get(i) is buffer:
+                del self._open[i]
+        if buffer is not None:
+            with buffer.lock:
+                self._flush(buffer)
+
+    def _flush(self, buffer: shards.ShardBuffer) -> None:
+        path, calls = buffer.take()
+        if path is not None and calls:
+            shards.write_shard(path, calls, self.compression, self.locking, self.fsync,
+                               rows=self.rows)
+
+    def write(self, task_id: int, value: Any) -> str:
+        """Buffer call ``task_id``'s value for its task's shard; return the shard's path."""
+        datasets = shards.buffered(value, self.collapse) if self.slot is None else None
+        if datasets is None:
+            return super().write(task_id, value)
+        buffer = self._open.get(task_id)
+        if buffer is None:  # outside a task: a shard of its own, now
+            path = self._shard_path(task_id)
+            shards.write_shard(path, [(task_id, datasets)], self.compression, self.locking,
+                               self.fsync, rows=self.rows)
+            return path
+        with buffer.lock:
+            reference = buffer.add(self._shard_path, task_id, datasets)
+            if buffer.nbytes >= self.shard_bytes:  # bounded memory: the next shard begins
+                self._flush(buffer)
+        return reference
+
+
 class HDF5Store(BaseStore):
     """One HDF5 file per call and an aggregate container of relative ExternalLinks.
 
@@ -137,6 +226,16 @@ class HDF5Store(BaseStore):
     locking : bool, optional
         HDF5 file locking; ``False`` helps on shared file systems that do not
         support it (like ``HDF5_USE_FILE_LOCKING=FALSE``). None keeps HDF5's default.
+    shard_calls : {"auto", "rows", "groups", True, False}, optional
+        Write the calls of each task into one shard file
+        (``<fn>_payload/<fn>_<t>.shard.h5``, :mod:`acme_storage.hdf5.shards`) instead of
+        a file per call (``False``, ACME's layout). ``"rows"`` (or ``True``): a shard
+        holds its calls as rows of one array per result, and the container a virtual
+        dataset ``result_<k>`` over every call (:mod:`acme_storage.hdf5.rows`; the
+        fast layout); ``comp_<i>`` only for calls that do not fit a row. ``"groups"``:
+        a group ``comp_<i>`` per call in the shard, linked from the container as with
+        a file per call. ``"auto"`` (default): ``"rows"`` for runs of at least
+        :data:`SHARD_AUTO_CALLS` calls without ``result_shape``, else ``False``.
     """
 
     name: ClassVar[str] = "hdf5"
@@ -147,21 +246,37 @@ class HDF5Store(BaseStore):
     #: its call, and the fsync would cost every call (``benchmarks/README.md``)
     fsync_calls: ClassVar[bool] = False
 
-    def __init__(self, compression: str | None = None, locking: bool | None = None) -> None:
+    def __init__(self, compression: str | None = None, locking: bool | None = None,
+                 shard_calls: bool | str = "auto") -> None:
         super().__init__()
         check_h5_options(compression, locking)
+        _check_shard_calls(shard_calls)
         self.compression = compression
         self.locking = locking
+        self.shard_calls = shard_calls
+        #: this run's shard layout, ``"rows"``, ``"groups"`` or None (decided by :meth:`prepare`)
+        self.layout: str | None = None
 
-    @classmethod
-    def check_run(cls, run: RunInfo) -> None:
-        """Refuse a ``result_dtype`` HDF5 cannot stack, or another run's files in ``output_dir``.
+    @property
+    def sharded(self) -> bool:
+        """Whether this run writes shards (decided by :meth:`prepare`)."""
+        return self.layout is not None
+
+    def check_run(self, run: RunInfo) -> None:
+        """Refuse a ``result_dtype`` HDF5 cannot stack, ``shard_calls=True`` with
+        ``result_shape``, or another run's files in ``output_dir``.
 
         Raises
         ------
         acme_core.errors.ArgumentValueError
-            ``parameter="result_dtype"`` or ``"output_dir"``.
+            ``parameter="result_dtype"``, ``"store_options"`` or ``"output_dir"``.
         """
+        cls = type(self)
+        _check_shard_calls(self.shard_calls)
+        if self.shard_calls not in (False, "auto") and run.result_shape is not None:
+            raise ArgumentValueError(f"`store_options['shard_calls']={self.shard_calls!r}` is "
+                                     "not available with `result_shape` yet: stacked results "
+                                     "are written per call", parameter="store_options")
         check_h5_run(run, cls.name, _layout.payload_dir(Path(), run.func_name).name,
                      (".h5", ".pickle"))
 
@@ -183,6 +298,9 @@ class HDF5Store(BaseStore):
         """Create the payload directory and the container (kept as it is on resume)."""
         super().prepare(run)
         os.makedirs(self.payload, exist_ok=True)
+        self.layout = _layout_of(self.shard_calls, run)
+        if self.sharded:  # the container links the shards once they exist (finalize)
+            return
         if run.resume and self.container_path.exists():
             return
         if run.result_shape is not None:
@@ -208,10 +326,12 @@ class HDF5Store(BaseStore):
     def writer(self) -> HDF5Writer:
         """The picklable writer the tasks use."""
         assert self.run is not None
-        return HDF5Writer(str(self.payload), self.run.func_name,
-                          collapse=self.run.result_shape is None,
-                          compression=self.compression, locking=self.locking,
-                          fsync=self.fsync_calls, slot=_slot(self.run))
+        cls = HDF5ShardWriter if self.sharded else HDF5Writer
+        kwargs: dict[str, Any] = {"rows": self.layout == "rows"} if self.sharded else {}
+        return cls(str(self.payload), self.run.func_name,
+                   collapse=self.run.result_shape is None,
+                   compression=self.compression, locking=self.locking,
+                   fsync=self.fsync_calls, slot=_slot(self.run), **kwargs)
 
     def existing(self) -> dict[int, Any]:
         """Task id -> path of every call's complete file (HDF5 that opens, or a whole pickle)."""
@@ -230,12 +350,21 @@ class HDF5Store(BaseStore):
                 i = _layout.task_id_of(entry.name, fn, ".pickle")
                 if i is not None and i < self.run.n_calls and _trust.whole_pickle(entry.path):
                     found[i] = entry.path
+        if self.sharded:  # a call's own file wins over a copy in a shard
+            index = shards.ShardIndex(self.out, fn, self.run.n_calls)
+            for i in index.where.keys() - found.keys():
+                found[i] = str(index.path(i))
         return found
 
     def finalize(self, references: list[Any], failed: set[int]) -> list[Any]:
         """Link extra returns (stacked runs); after emergency pickling, ACME's flat layout."""
         assert self.run is not None
         remove_partials(self.payload)
+        if self.sharded:
+            write = rows.write_rows_container if self.layout == "rows" else shards.write_container
+            write(self.container_path, self.payload, references, self.locking)
+            self.results_container = str(self.container_path)
+            return list(references)
         self.results_container = str(self.container_path) if self.container_path.exists() else None
         if self.run.result_shape is not None and references and not failed:
             vds.link_extra_returns(self.container_path, self.payload, self.run, self.locking)
@@ -274,8 +403,38 @@ class HDF5Store(BaseStore):
         if (manifest.get("result_shape") is not None
                 and _trust.inside(run_dir, _layout.container(Path(), run.func_name).name)):
             return vds.read_stacked(run_dir, manifest)
-        return [_read_one(run_dir, run.func_name, i, i in run.pickled)
+        index = shards.ShardIndex(run_dir, run.func_name, run.n_calls)
+        own = _own_files(run_dir, run.func_name, run.n_calls) if index.where else None
+        if index.rows and own is not None and not own & run.finished:
+            stacked = rows.read_stacked(index, run.finished, run.n_calls)
+            if stacked is not None:
+                return stacked
+        in_shards = index.read(sorted(i for i in run.finished
+                                      if own is None or i not in own)) if index.where else {}
+        return [in_shards[i] if i in in_shards
+                else _read_one(run_dir, run.func_name, i, i in run.pickled)
                 if i in run.finished else None for i in range(run.n_calls)]
+
+
+#: the values of ``store_options["shard_calls"]``
+SHARD_CALLS = (False, True, "rows", "groups", "auto")
+
+
+def _check_shard_calls(value: Any) -> None:
+    """Refuse a ``shard_calls`` that is not one of :data:`SHARD_CALLS` (1 is not True)."""
+    if not (isinstance(value, bool) or (isinstance(value, str) and value in SHARD_CALLS)):
+        raise ArgumentValueError(f"`store_options['shard_calls']` has to be one of "
+                                 f"{', '.join(map(repr, SHARD_CALLS))}, not {value!r}",
+                                 parameter="store_options")
+
+
+def _layout_of(shard_calls: bool | str, run: RunInfo) -> str | None:
+    """The shard layout of ``run``: ``"rows"``, ``"groups"`` or None (a file per call)."""
+    if run.result_shape is not None or shard_calls is False:
+        return None
+    if shard_calls == "auto":
+        return "rows" if run.n_calls >= SHARD_AUTO_CALLS else None
+    return "groups" if shard_calls == "groups" else "rows"
 
 
 def _slot(run: RunInfo) -> tuple[tuple[float, ...], int, str] | None:
@@ -298,3 +457,17 @@ def _read_one(run_dir: Path, fn: str, i: int, pickled: bool) -> Any:
         if pkl is not None and pickled:
             return read_emergency(pkl)
     return None
+
+
+def _own_files(run_dir: Path, fn: str, n_calls: int) -> set[int]:
+    """The calls with a file of their own (``.h5`` or ``.pickle``) next to the shards."""
+    own: set[int] = set()
+    for directory in (_layout.payload_dir(run_dir, fn), run_dir):
+        if not directory.is_dir() or directory.is_symlink():
+            continue
+        for entry in os.scandir(directory):
+            for suffix in (".h5", ".pickle"):
+                i = _layout.task_id_of(entry.name, fn, suffix)
+                if i is not None and i < n_calls:
+                    own.add(i)
+    return own

@@ -1,0 +1,157 @@
+"""Many trivial calls on disk: per-call files against per-task shards (issue 16).
+
+For each N (``--ns``) and each result kind (``--kinds``: ``scalar`` returns a float,
+``kib`` a 1 KiB float64 array), on one 2-worker local cluster started once
+(:func:`_common.start_cluster`), each variant runs
+``ParallelMap(make, range(N), output_dir=<fresh>, store=S, store_options=O).compute()``:
+
+* ``memory``: the in-memory store (results travel back to the driver);
+* ``hdf5``: a file per call (``shard_calls=False``, ACME's layout);
+* ``hdf5-groups``: a shard file per task holding a group per call
+  (``shard_calls="groups"``; the container links ``comp_<i>``);
+* ``hdf5-rows``: a shard file per task holding only the stacked rows
+  (``shard_calls="rows"``, what ``"auto"`` chooses from its threshold on; the
+  container holds a virtual dataset per result);
+* ``zarr``: the zarr store as it is.
+
+Reported per variant: calls/s end to end (construction to ``compute()``'s return),
+the files and directories the run directory holds afterwards, the driver's peak
+RSS growth (``ru_maxrss`` is a high-water mark: the variants run in a fresh
+subprocess each, so each has its own), and the seconds ``open_results`` takes to
+read every value back (in the same subprocess, after the run), and the 1-minute
+load average before and after the variant (the machine is shared).
+
+Run::
+
+    python benchmarks/bench_scale.py [--ns 10000 100000] [--kinds scalar kib]
+        [--variants memory hdf5 hdf5-groups hdf5-rows zarr] [--read-max N] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "memory": ("memory", {}),
+    "hdf5": ("hdf5", {"shard_calls": False}),
+    "hdf5-groups": ("hdf5", {"shard_calls": "groups"}),
+    "hdf5-rows": ("hdf5", {"shard_calls": "rows"}),
+    "zarr": ("zarr", {}),
+}
+
+
+def scalar(i: int) -> float:
+    return float(i)
+
+
+def kib(i: int) -> Any:
+    import numpy as np
+
+    return np.full(128, float(i))
+
+
+def count_entries(root: Path) -> tuple[int, int]:
+    """Files and directories below ``root``."""
+    files = dirs = 0
+    for _, dirnames, filenames in os.walk(root):
+        files += len(filenames)
+        dirs += len(dirnames)
+    return files, dirs
+
+
+def one(variant: str, n: int, kind: str, scheduler: str, out: Path,
+        read_back: bool = True) -> dict[str, Any]:
+    """One run in this process (a fresh subprocess per variant), on the running cluster."""
+    from distributed import Client
+
+    from acme_core import ParallelMap, open_results
+
+    client = Client(scheduler)
+    store, options = VARIANTS[variant]
+    func = scalar if kind == "scalar" else kib
+    load0 = os.getloadavg()[0]
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    with ParallelMap(func, list(range(n)), output_dir=str(out), store=store,
+                     store_options=options, progress=False, verbose=False,
+                     logfile=False) as pmap:
+        pmap.compute()
+    seconds = time.perf_counter() - start
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    files, dirs = count_entries(out)
+    read = None
+    if variant != "memory" and read_back:
+        start = time.perf_counter()
+        values = open_results(out)
+        read = time.perf_counter() - start
+        assert len(values) == n
+    client.close()
+    return {"variant": variant, "n": n, "kind": kind, "seconds": seconds,
+            "calls_per_s": n / seconds, "files": files, "dirs": dirs,
+            "rss_peak_mb": rss / 1024, "rss_growth_mb": (rss - rss0) / 1024,
+            "read_s": read, "load": (round(load0, 2), round(os.getloadavg()[0], 2))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ns", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--kinds", nargs="+", default=["scalar", "kib"])
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--read-max", type=int, default=10**7,
+                        help="skip open_results for file-per-call variants above this N")
+    parser.add_argument("--one", nargs=6, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        variant, n, kind, scheduler, out, read_back = args.one
+        print(json.dumps(one(variant, int(n), kind, scheduler, Path(out), read_back == "1")))
+        return
+    import shutil
+    import tempfile
+
+    from _common import log, start_cluster, stop_cluster
+
+    client = start_cluster(2)
+    rows = []
+    try:
+        for n in args.ns:
+            for kind in args.kinds:
+                for variant in args.variants:
+                    out = Path(tempfile.mkdtemp(prefix="acme-scale-")) / "run"
+                    read_back = variant not in ("hdf5", "zarr") or n <= args.read_max
+                    log(f"N={n:,} {kind} {variant} ...")
+                    done = subprocess.run(
+                        [sys.executable, __file__, "--one", variant, str(n), kind,
+                         client.scheduler.address, str(out), str(int(read_back))],
+                        check=True, capture_output=True, text=True)
+                    row = json.loads(done.stdout.strip().splitlines()[-1])
+                    rows.append(row)
+                    log(json.dumps(row))
+                    shutil.rmtree(out.parent, ignore_errors=True)
+    finally:
+        stop_cluster(client)
+    if args.json:
+        print(json.dumps(rows))
+        return
+    print(f"{'N':>9} {'kind':6} {'variant':12} {'calls/s':>9} {'files':>8} {'dirs':>5} "
+          f"{'RSS MB':>7} {'read s':>7} load")
+    for r in rows:
+        read = "-" if r["read_s"] is None else f"{r['read_s']:.2f}"
+        print(f"{r['n']:>9,} {r['kind']:6} {r['variant']:12} {r['calls_per_s']:>9,.0f} "
+              f"{r['files']:>8,} {r['dirs']:>5} {r['rss_peak_mb']:>7.0f} {read:>7} "
+              f"{r['load'][0]:.1f}-{r['load'][1]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
