@@ -124,3 +124,19 @@ def test_syncopys_kwargv_correction_keeps_values_whole(client, in_tmp):
         results = pm.compute()
     assert client_seen is client
     assert results == [(1, [30, 50], [0.5, 1.0]), (2, [30, 50], [0.5, 1.0])]
+
+
+def test_acme_code_keeps_the_per_call_layout_beyond_the_shard_threshold(client, in_tmp):
+    """acme-core shards runs of 10,000 calls or more; ACME code reads ``comp_<i>`` and the
+    per-call files ``compute()`` returns, so ``import acme`` keeps them (shards on request)."""
+    with ParallelMap(np.negative, list(range(10_000)), output_dir="run") as pmap:
+        paths = pmap.compute()
+    with h5py.File(paths[9_999], "r") as h5f:
+        assert h5f["result_0"][()] == -9_999
+    with h5py.File(pmap.results_container, "r") as h5f:
+        assert h5f["comp_7"]["result_0"][()] == -7
+    with ParallelMap(np.negative, list(range(10_000)), output_dir="run2",
+                     store_options={"shard_calls": "rows"}) as pmap:
+        pmap.compute()
+    with h5py.File(pmap.results_container, "r") as h5f:
+        assert "comp_7" not in h5f and h5f["result_0"][7] == -7

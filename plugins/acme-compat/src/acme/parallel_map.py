@@ -57,10 +57,27 @@ class ParallelMap(acme_core.ParallelMap):
 
     def __init__(self, func: Any, *args: Any, **kwargs: Any) -> None:
         backend = kwargs.get("backend", "auto")
-        super().__init__(func, *args, **kwargs)
+        super().__init__(func, *args, **_acme_layout(kwargs))
         # which client daemon.client may name before the run starts (see there)
         self._compat_backend = backend
         self.daemon = ACMEdaemon(self)
+
+
+def _acme_layout(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """ACME's layout on the ``"hdf5"`` store for any number of calls.
+
+    ACME code opens ``comp_<i>`` in the container and the per-call files that
+    ``compute()`` returns; acme-core's ``"hdf5"`` store writes runs of 10,000 calls
+    or more in shards (``shard_calls="auto"``), which have neither. Under
+    ``import acme`` the per-call layout stays unless the code asks for shards.
+    """
+    flags = (kwargs.get("write_worker_results", True), kwargs.get("write_pickle", False),
+             kwargs.get("single_file", False))
+    if kwargs.get("store") not in (None, "hdf5") or flags != (True, False, False):
+        return kwargs
+    options = dict(kwargs.get("store_options") or {})
+    options.setdefault("shard_calls", False)
+    return {**kwargs, "store_options": options}
 
 
 class ACMEdaemon:
