@@ -219,3 +219,21 @@ def test_refused_before_anything_is_written(tmp_path, value, shape):
                     store_options={"shard_calls": value}, result_shape=shape, logfile=False)
     assert info.value.parameter == "store_options"
     assert not out.exists()
+
+
+def unusual(i: int) -> Any:
+    """Call 3 returns what HDF5 cannot hold (an emergency pickle)."""
+    return {"i": i} if i == 3 else np.arange(3.0) + i
+
+
+def test_an_emergency_pickle_reads_per_call_as_per_call_files(client, tmp_path):
+    run(tmp_path / "calls", unusual, 10, False, result_shape=(None, 3))
+    run(tmp_path / "shards", unusual, 10, True, result_shape=(None, 3))
+    per_call, sharded = open_results(tmp_path / "calls"), open_results(tmp_path / "shards")
+    assert isinstance(sharded, list) and len(sharded) == len(per_call) == 10
+    assert per_call[3] == sharded[3] == {"i": 3}
+    for i in set(range(10)) - {3}:
+        np.testing.assert_array_equal(per_call[i], sharded[i])
+    with h5py.File(tmp_path / "shards" / "unusual.h5") as h5f:  # the pickled slot: the fill
+        np.testing.assert_array_equal(h5f["result_0"][3], [0, 0, 0])
+        np.testing.assert_array_equal(h5f["result_0"][4], np.arange(3.0) + 4)

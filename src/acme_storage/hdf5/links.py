@@ -437,14 +437,15 @@ class HDF5Store(BaseStore):
         index = shards.ShardIndex(run_dir, run.func_name, run.n_calls)
         own = _own_files(run_dir, run.func_name, run.n_calls) if index.where else None
         if manifest.get("result_shape") is not None:
-            if own is not None and not run.pickled:  # a sharded stacked run
+            if own is None:  # a file per call; without the container (pickles): per call
+                if _trust.inside(run_dir, _layout.container(Path(), run.func_name).name):
+                    return vds.read_stacked(run_dir, manifest)
+            elif not run.pickled:  # sharded; a pickled value fits no slot: per call
                 stacked = h5stacked.read_stacked(
                     index, manifest, run.finished, own,
                     lambda i: _read_one(run_dir, run.func_name, i, False))
                 if stacked is not None:
                     return stacked
-            elif _trust.inside(run_dir, _layout.container(Path(), run.func_name).name):
-                return vds.read_stacked(run_dir, manifest)
         if (index.rows and own is not None and not own & run.finished
                 and manifest.get("result_shape") is None):
             stacked = rows.read_stacked(index, run.finished, run.n_calls)
