@@ -237,3 +237,25 @@ def test_an_emergency_pickle_reads_per_call_as_per_call_files(client, tmp_path):
     with h5py.File(tmp_path / "shards" / "unusual.h5") as h5f:  # the pickled slot: the fill
         np.testing.assert_array_equal(h5f["result_0"][3], [0, 0, 0])
         np.testing.assert_array_equal(h5f["result_0"][4], np.arange(3.0) + 4)
+
+
+def test_a_rerun_of_a_shards_first_call_keeps_its_other_slots(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    store = HDF5Store(shard_calls=True)
+    store.prepare(RunInfo(func_name="f", n_calls=4, output_dir=out, result_shape=(2, 4, 3),
+                          result_dtype=np.dtype("float64"), stacking_dim=1))
+    writer = store.writer()
+    writer.begin_chunk([0, 1, 2, 3])
+    refs = [writer.write(i, plane(i)) for i in range(4)]
+    writer.end_chunk()
+    writer.begin_chunk([0])  # a retry of call 0 alone: the same shard name, taken over
+    refs[0] = writer.write(0, plane(10))
+    writer.end_chunk()
+    store.finalize(refs, set())
+    expected = np.stack([plane(10), plane(1), plane(2), plane(3)], axis=1)
+    manifest = {"func_name": "f", "n_calls": 4, "store": "hdf5", "finished": [[0, 3]],
+                "result_shape": [2, None, 3], "result_dtype": "float64", "stacking_dim": 1}
+    np.testing.assert_array_equal(HDF5Store.read(out, manifest), expected)
+    with h5py.File(out / "f.h5") as h5f:
+        np.testing.assert_array_equal(h5f["result_0"][()], expected)
