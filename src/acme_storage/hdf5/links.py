@@ -11,7 +11,11 @@ one shard file ``<fn>_payload/<fn>_<t>.shard.h5`` instead
 (:mod:`acme_storage.hdf5.shards`): as rows of one array per result, the container
 a virtual dataset over them (``"rows"``, :mod:`acme_storage.hdf5.rows`; what
 ``"auto"`` chooses from :data:`SHARD_AUTO_CALLS` calls on), or as a group per call
-linked ``comp_<i>`` by ``comp_<i>`` (``"groups"``).
+linked ``comp_<i>`` by ``comp_<i>`` (``"groups"``). A stacked run in shards
+(``result_shape`` without an ``np.inf`` axis) has the ``"rows"`` layout with the
+block's ``result_0`` stacked as ``result_shape`` says, and the container's
+``result_0`` is a virtual dataset of that shape over the shards
+(:mod:`acme_storage.hdf5.stacked`).
 
 Return values HDF5 cannot hold (dicts, objects, ``None``) are pickled instead,
 per call, as ``<fn>_<i>.pickle`` holding ``[value]`` ("emergency pickling",

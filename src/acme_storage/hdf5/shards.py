@@ -10,6 +10,9 @@
               <out>/<fn>_payload/<fn>_<t>.shard.h5   acme_ids, acme_block/result_<k>: one row
                                                      per call; comp_<i> for calls that do
                                                      not fit a row; attribute acme_layout
+                                                     (with result_shape: result_0 stacked
+                                                     along its axis, attribute
+                                                     acme_stacking_dim, :mod:`.stacked`)
 
 A shard holds the calls of one executor task (a *chunk*), written by that task
 alone, so no two writers touch one file and no lock is needed. It is named after
