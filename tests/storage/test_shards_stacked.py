@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from acme_core import ParallelMap, ParallelMapError, open_results
-from acme_core.errors import ArgumentValueError
+from acme_core.errors import ArgumentValueError, ManifestError
 from acme_core.fileio import is_partial
 from acme_core.manifest import Manifest
 from acme_core.store import RunInfo, WritesChunks
@@ -259,3 +259,26 @@ def test_a_rerun_of_a_shards_first_call_keeps_its_other_slots(tmp_path):
     np.testing.assert_array_equal(HDF5Store.read(out, manifest), expected)
     with h5py.File(out / "f.h5") as h5f:
         np.testing.assert_array_equal(h5f["result_0"][()], expected)
+
+
+@pytest.mark.parametrize(("key", "value"), [("stacking_dim", 3), ("stacking_dim", "0"),
+                                            ("result_dtype", "object"),
+                                            ("result_shape", [None, -2])])
+def test_a_planted_manifest_geometry_is_refused(client, tmp_path, key, value):
+    out = tmp_path / "run"
+    run(out, row, 6, True, result_shape=(None, 3))
+    manifest = json.loads((out / "acme_manifest.json").read_text())
+    manifest[key] = value
+    (out / "acme_manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ManifestError):
+        open_results(out)
+
+
+def test_a_planted_stacking_attribute_is_ignored(client, tmp_path):
+    out = tmp_path / "run"
+    run(out, plane, 6, True, result_shape=(2, None, 3))
+    for shard in (out / "plane_payload").iterdir():
+        with h5py.File(shard, "r+") as h5f:
+            h5f.attrs[STACKING_ATTR] = "1; not a number"
+    values = open_results(out)  # read as an unstacked block: no error, nothing moved
+    assert values.shape == (2, 6, 3)

@@ -43,6 +43,7 @@ block's first row (shape, dtype, text, bytes, empty arrays).
 
 from __future__ import annotations
 
+import operator
 import os
 import re
 import threading
@@ -271,10 +272,13 @@ def block_columns(h5f: H5Group) -> tuple[list[int], list[tuple[str, np.ndarray[A
 
 def _stacking_dim(h5f: H5Group, columns: list[tuple[str, np.ndarray[Any, Any]]]) -> int | None:
     """The axis of a stacked shard's ``result_0`` (None: not stacked, or not a valid axis)."""
-    dim = h5f.attrs.get(STACKING_ATTR)
-    if dim is None or not columns or columns[0][0] != "result_0":
+    value = h5f.attrs.get(STACKING_ATTR)
+    if value is None or not columns or columns[0][0] != "result_0":
         return None
-    dim = int(dim)
+    try:  # anybody may have written the attribute: an integer or nothing
+        dim = operator.index(value)
+    except TypeError:
+        return None
     return dim if 0 <= dim < columns[0][1].ndim else None
 
 

@@ -32,11 +32,13 @@ never from the container, and reads the blocks itself.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from acme_core.errors import ManifestError
 from acme_storage import _layout, stacking
 from acme_storage._values import decoded, elements
 from acme_storage.hdf5 import shards
@@ -95,12 +97,16 @@ def read_stacked(index: shards.ShardIndex, manifest: dict[str, Any], finished: s
 
     ``own``: calls with a file of their own, read by ``read_one``. None when a finished
     call was pickled (its value fits no slot: the caller reads per call).
+
+    Raises
+    ------
+    acme_core.errors.ManifestError
+        The manifest's ``result_shape``, ``stacking_dim`` or ``result_dtype`` is not
+        a stacked run's.
     """
     n = int(manifest["n_calls"])
-    shape = tuple(int(s) for s in stacking.manifest_shape(manifest))
-    dim = int(manifest["stacking_dim"])
-    dtype = np.dtype(manifest.get("result_dtype") or "float64")
-    data = np.zeros(shape, dtype=dtype if dtype.kind in stacking.NUMERIC_KINDS else "float64")
+    shape, dim, dtype = _geometry(manifest, n)
+    data = np.zeros(shape, dtype=dtype)
     along = np.moveaxis(data, dim, 0)  # a view: call i's slot is along[i]
     extras: dict[int, list[Any]] = {}
     in_rows = {i for i in finished if i in index.rows and i not in own}
@@ -129,6 +135,31 @@ def read_stacked(index: shards.ShardIndex, manifest: dict[str, Any], finished: s
     written = sorted(extras)
     data = stacking.apply_mask(data, dim, n, written)
     return stacking.with_extras(data, [extras[i] for i in written])
+
+
+def _geometry(manifest: dict[str, Any], n: int) -> Stacked:
+    """The manifest's ``result_shape`` (N filled in), stacking axis and dtype, checked:
+    a reader allocates the array from them, and anybody may have written the manifest.
+
+    Raises
+    ------
+    acme_core.errors.ManifestError
+        Not a finite shape with N along a valid stacking axis, or not a numeric dtype.
+    """
+    try:
+        shape = tuple(operator.index(s) if isinstance(s, (int, np.integer)) else int(s)
+                      for s in stacking.manifest_shape(manifest))
+        dim = operator.index(manifest["stacking_dim"])
+        dtype = np.dtype(str(manifest.get("result_dtype") or "float64"))
+    except (TypeError, ValueError, KeyError, OverflowError) as exc:
+        raise ManifestError(f"the manifest's result_shape, stacking_dim or result_dtype is "
+                            f"not a stacked run's: {exc}") from exc
+    if not (0 <= dim < len(shape) and shape[dim] == n and min(shape) >= 0
+            and dtype.kind in stacking.NUMERIC_KINDS and dtype.fields is None
+            and dtype.subdtype is None):
+        raise ManifestError(f"the manifest's result_shape {shape}, stacking_dim {dim} or "
+                            f"result_dtype {dtype} is not a stacked run's")
+    return shape, dim, dtype
 
 
 def _put(along: np.ndarray[Any, Any], extras: dict[int, list[Any]], ids: list[int],
