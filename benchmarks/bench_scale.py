@@ -12,7 +12,13 @@ For each N (``--ns``) and each result kind (``--kinds``: ``scalar`` returns a fl
 * ``hdf5-rows``: a shard file per task holding only the stacked rows
   (``shard_calls="rows"``, what ``"auto"`` chooses from its threshold on; the
   container holds a virtual dataset per result);
-* ``zarr``: the zarr store as it is.
+* ``zarr``: the zarr store as it is;
+* ``hdf5-auto``: the ``"hdf5"`` store with its default ``shard_calls="auto"``.
+
+The kinds ``stacked-scalar`` and ``stacked-kib`` run the same functions with
+``result_shape=(None,)`` and ``(None, 128)`` (ACME's stacked results): ``hdf5`` then
+writes a file per call under a virtual dataset, ``hdf5-rows`` shards whose block is
+stacked along the stacking axis (``"groups"`` is refused with ``result_shape``).
 
 Reported per variant: calls/s end to end (construction to ``compute()``'s return),
 the files and directories the run directory holds afterwards, the driver's peak
@@ -24,7 +30,10 @@ load average before and after the variant (the machine is shared).
 Run::
 
     python benchmarks/bench_scale.py [--ns 10000 100000] [--kinds scalar kib]
-        [--variants memory hdf5 hdf5-groups hdf5-rows zarr] [--read-max N] [--json]
+        [--variants memory hdf5 hdf5-groups hdf5-rows zarr hdf5-auto] [--read-max N] [--json]
+
+    python benchmarks/bench_scale.py --kinds stacked-scalar stacked-kib \
+        --variants memory hdf5 hdf5-rows
 """
 
 from __future__ import annotations
@@ -48,7 +57,12 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "hdf5-groups": ("hdf5", {"shard_calls": "groups"}),
     "hdf5-rows": ("hdf5", {"shard_calls": "rows"}),
     "zarr": ("zarr", {}),
+    "hdf5-auto": ("hdf5", {}),
 }
+
+#: ``result_shape`` per result kind (None: not stacked)
+SHAPES: dict[str, tuple[int | None, ...] | None] = {
+    "scalar": None, "kib": None, "stacked-scalar": (None,), "stacked-kib": (None, 128)}
 
 
 def scalar(i: int) -> float:
@@ -79,13 +93,15 @@ def one(variant: str, n: int, kind: str, scheduler: str, out: Path,
 
     client = Client(scheduler)
     store, options = VARIANTS[variant]
-    func = scalar if kind == "scalar" else kib
+    func = scalar if kind.endswith("scalar") else kib
+    shape = SHAPES[kind]
+    stacked = {"result_shape": shape} if shape is not None else {}
     load0 = os.getloadavg()[0]
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()
     with ParallelMap(func, list(range(n)), output_dir=str(out), store=store,
                      store_options=options, progress=False, verbose=False,
-                     logfile=False) as pmap:
+                     logfile=False, **stacked) as pmap:
         pmap.compute()
     seconds = time.perf_counter() - start
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -106,7 +122,7 @@ def one(variant: str, n: int, kind: str, scheduler: str, out: Path,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ns", type=int, nargs="+", default=[10_000, 100_000])
-    parser.add_argument("--kinds", nargs="+", default=["scalar", "kib"])
+    parser.add_argument("--kinds", nargs="+", default=["scalar", "kib"], choices=list(SHAPES))
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--read-max", type=int, default=10**7,
@@ -144,11 +160,11 @@ def main() -> None:
     if args.json:
         print(json.dumps(rows))
         return
-    print(f"{'N':>9} {'kind':6} {'variant':12} {'calls/s':>9} {'files':>8} {'dirs':>5} "
+    print(f"{'N':>9} {'kind':14} {'variant':12} {'calls/s':>9} {'files':>8} {'dirs':>5} "
           f"{'RSS MB':>7} {'read s':>7} load")
     for r in rows:
         read = "-" if r["read_s"] is None else f"{r['read_s']:.2f}"
-        print(f"{r['n']:>9,} {r['kind']:6} {r['variant']:12} {r['calls_per_s']:>9,.0f} "
+        print(f"{r['n']:>9,} {r['kind']:14} {r['variant']:12} {r['calls_per_s']:>9,.0f} "
               f"{r['files']:>8,} {r['dirs']:>5} {r['rss_peak_mb']:>7.0f} {read:>7} "
               f"{r['load'][0]:.1f}-{r['load'][1]:.1f}")
 

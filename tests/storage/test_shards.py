@@ -348,11 +348,11 @@ def test_bad_shard_option_is_refused_before_anything_is_written(tmp_path, value)
     assert not out.exists()
 
 
-@pytest.mark.parametrize("value", [True, "rows", "groups"])
-def test_shards_with_result_shape_are_refused(tmp_path, value):
+def test_group_shards_with_result_shape_are_refused(tmp_path):
+    # stacked runs shard as rows (tests/storage/test_shards_stacked.py)
     with pytest.raises(ArgumentValueError, match="shard_calls"):
         ParallelMap(scalar, [1, 2], output_dir=str(tmp_path / "r"), store="hdf5",
-                    store_options={"shard_calls": value}, result_shape=(None,),
+                    store_options={"shard_calls": "groups"}, result_shape=(None,),
                     logfile=False)
     assert not (tmp_path / "r").exists()
 

@@ -74,6 +74,11 @@ class TestHDF5StoreStacked(Stacked):
     store_cls = HDF5Store
 
 
+class TestHDF5StoreStackedSharded(Stacked):
+    store_cls = HDF5Store
+    store_options = {"shard_calls": True}
+
+
 class TestHDF5SingleStoreStacked(Stacked):
     store_cls = HDF5SingleStore
 

@@ -14,6 +14,10 @@ module                        what it holds
                               linked ``comp_<i>`` by ``comp_<i>`` (``"groups"``)
 :mod:`.rows`                  ... the ``"rows"`` layout's container (a virtual
                               dataset over the shards' rows) and stacked reader
+:mod:`.stacked`               ... with ``result_shape`` and shards: the block
+                              stacked along the stacking axis, the container's
+                              ``result_0`` of shape ``result_shape`` over the
+                              shards' hyperslabs, and the stacked reader
 :mod:`.single`                the ``"hdf5-single"`` store: staged per call, merged
                               into one file by the driver
 :mod:`._h5`                   the h5py seam both stores share: lazy import, locking,

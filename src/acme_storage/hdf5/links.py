@@ -11,7 +11,11 @@ one shard file ``<fn>_payload/<fn>_<t>.shard.h5`` instead
 (:mod:`acme_storage.hdf5.shards`): as rows of one array per result, the container
 a virtual dataset over them (``"rows"``, :mod:`acme_storage.hdf5.rows`; what
 ``"auto"`` chooses from :data:`SHARD_AUTO_CALLS` calls on), or as a group per call
-linked ``comp_<i>`` by ``comp_<i>`` (``"groups"``).
+linked ``comp_<i>`` by ``comp_<i>`` (``"groups"``). A stacked run in shards
+(``result_shape`` without an ``np.inf`` axis) has the ``"rows"`` layout with the
+block's ``result_0`` stacked as ``result_shape`` says, and the container's
+``result_0`` is a virtual dataset of that shape over the shards
+(:mod:`acme_storage.hdf5.stacked`).
 
 Return values HDF5 cannot hold (dicts, objects, ``None``) are pickled instead,
 per call, as ``<fn>_<i>.pickle`` holding ``[value]`` ("emergency pickling",
@@ -41,6 +45,7 @@ from acme_storage import _layout, _trust, stacking
 from acme_storage._emergency import read_emergency, warn_pickled, write_emergency
 from acme_storage._values import elements, named_results
 from acme_storage.hdf5 import rows, shards, vds
+from acme_storage.hdf5 import stacked as h5stacked
 from acme_storage.hdf5 import template as h5template
 from acme_storage.hdf5._h5 import (
     check_h5_options,
@@ -99,6 +104,26 @@ class HDF5Writer:
         #: flush each file to the disk before its rename (:attr:`HDF5Store.fsync_calls`)
         self.fsync = fsync
 
+    def checked(self, value: Any) -> Any:
+        """``value`` with its first element checked against its slot and cast to
+        ``result_dtype`` (a stacked run); as it is without ``result_shape``.
+
+        Raises
+        ------
+        acme_core.errors.ResultMismatchError
+            The first element does not fit its slot (:func:`~acme_storage.stacking.check_slot_value`).
+        acme_core.errors.ResultTypeError
+            The first element is not numeric.
+        """
+        if self.slot is None:
+            return value
+        shape, dim, dtype = self.slot
+        items = elements(value)
+        if np.asarray(items[0]).dtype == object:
+            return value  # a value no array holds (a dict, None): ACME's emergency pickle
+        items[0] = stacking.check_slot_value(items[0], shape, dim, np.dtype(dtype))
+        return items
+
     def write(self, task_id: int, value: Any) -> str:
         """Write call ``task_id``'s value; return the path of the file that holds it.
 
@@ -108,13 +133,7 @@ class HDF5Writer:
             With ``result_shape``: the value does not fit its slot (shape, or values
             that change when cast to ``result_dtype``); nothing is written.
         """
-        if self.slot is not None:
-            shape, dim, dtype = self.slot
-            items = elements(value)
-            if np.asarray(items[0]).dtype != object:
-                items[0] = stacking.check_slot_value(items[0], shape, dim, np.dtype(dtype))
-                value = items
-            # else: a value no array holds (a dict, None) goes to ACME's emergency pickle
+        value = self.checked(value)
         final = os.path.join(self.payload, _layout.call_name(self.func_name, task_id, ".h5"))
         emergency = os.path.join(self.payload,
                                  _layout.call_name(self.func_name, task_id, ".pickle"))
@@ -140,9 +159,10 @@ class HDF5Writer:
 class HDF5ShardWriter(HDF5Writer):
     """Worker side of a sharded run: a task's calls go into one shard file (:mod:`.shards`).
 
-    Values a shard cannot hold, and every call of a stacked run, take
-    :class:`HDF5Writer`'s per-call path. Outside a task (``debug=True``), each call
-    is written at once as a shard of its own.
+    Values a shard cannot hold take :class:`HDF5Writer`'s per-call path. A stacked
+    run's first value is checked against its slot (and cast) before it is buffered,
+    and the block stacks it along ``result_shape``'s axis (:mod:`.stacked`). Outside
+    a task (``debug=True``), each call is written at once as a shard of its own.
     """
 
     def __init__(self, *args: Any, shard_bytes: int = shards.SHARD_BYTES, rows: bool = False,
@@ -151,6 +171,8 @@ class HDF5ShardWriter(HDF5Writer):
         self.shard_bytes = shard_bytes
         #: the ``"rows"`` layout (else ``"groups"``)
         self.rows = rows
+        #: a stacked run's block stacks ``result_0`` along ``result_shape``'s axis
+        self.stacking_dim = None if self.slot is None else self.slot[1]
         self._setup()
 
     def _setup(self) -> None:
@@ -196,18 +218,21 @@ class HDF5ShardWriter(HDF5Writer):
         path, calls = buffer.take()
         if path is not None and calls:
             shards.write_shard(path, calls, self.compression, self.locking, self.fsync,
-                               rows=self.rows)
+                               rows=self.rows, stacking_dim=self.stacking_dim)
 
     def write(self, task_id: int, value: Any) -> str:
         """Buffer call ``task_id``'s value for its task's shard; return the shard's path."""
-        datasets = shards.buffered(value, self.collapse) if self.slot is None else None
+        # a stacked run's slot is checked here, so a value that does not fit fails its
+        # call before anything of it is buffered, and the task's other calls go on
+        value = self.checked(value)
+        datasets = shards.buffered(value, self.collapse)
         if datasets is None:
             return super().write(task_id, value)
         buffer = self._open.get(task_id)
         if buffer is None:  # outside a task: a shard of its own, now
             path = self._shard_path(task_id)
             shards.write_shard(path, [(task_id, datasets)], self.compression, self.locking,
-                               self.fsync, rows=self.rows)
+                               self.fsync, rows=self.rows, stacking_dim=self.stacking_dim)
             return path
         with buffer.lock:
             reference = buffer.add(self._shard_path, task_id, datasets)
@@ -235,7 +260,11 @@ class HDF5Store(BaseStore):
         fast layout); ``comp_<i>`` only for calls that do not fit a row. ``"groups"``:
         a group ``comp_<i>`` per call in the shard, linked from the container as with
         a file per call. ``"auto"`` (default): ``"rows"`` for runs of at least
-        :data:`SHARD_AUTO_CALLS` calls without ``result_shape``, else ``False``.
+        :data:`SHARD_AUTO_CALLS` calls, else ``False``. With ``result_shape`` the
+        shards' blocks are stacked as ``result_shape`` says and the container's
+        ``result_0`` has that shape (:mod:`acme_storage.hdf5.stacked`); ``"groups"``
+        is refused then, and so is ``"rows"``/``True`` with an ``np.inf`` axis,
+        which ``"auto"`` writes per call.
     """
 
     name: ClassVar[str] = "hdf5"
@@ -263,8 +292,9 @@ class HDF5Store(BaseStore):
         return self.layout is not None
 
     def check_run(self, run: RunInfo) -> None:
-        """Refuse a ``result_dtype`` HDF5 cannot stack, ``shard_calls=True`` with
-        ``result_shape``, or another run's files in ``output_dir``.
+        """Refuse a ``result_dtype`` HDF5 cannot stack, ``shard_calls="groups"`` with
+        ``result_shape`` (or ``"rows"``/``True`` with an ``np.inf`` axis), or another
+        run's files in ``output_dir``.
 
         Raises
         ------
@@ -274,9 +304,13 @@ class HDF5Store(BaseStore):
         cls = type(self)
         _check_shard_calls(self.shard_calls)
         if self.shard_calls not in (False, "auto") and run.result_shape is not None:
-            raise ArgumentValueError(f"`store_options['shard_calls']={self.shard_calls!r}` is "
-                                     "not available with `result_shape` yet: stacked results "
-                                     "are written per call", parameter="store_options")
+            why = ("with `result_shape`: stacked results are rows of a block ('rows')"
+                   if self.shard_calls == "groups" else
+                   "with an `np.inf` axis in `result_shape`: such results are written per call"
+                   if stacking.unlimited_axis(run.result_shape) is not None else None)
+            if why is not None:
+                raise ArgumentValueError(f"`store_options['shard_calls']={self.shard_calls!r}` "
+                                         f"is not available {why}", parameter="store_options")
         check_h5_run(run, cls.name, _layout.payload_dir(Path(), run.func_name).name,
                      (".h5", ".pickle"))
 
@@ -360,9 +394,13 @@ class HDF5Store(BaseStore):
         """Link extra returns (stacked runs); after emergency pickling, ACME's flat layout."""
         assert self.run is not None
         remove_partials(self.payload)
+        if self.layout == "rows":
+            rows.write_rows_container(self.container_path, self.payload, references, self.locking,
+                                      _stacked_of(self.run))
+            self.results_container = str(self.container_path)
+            return list(references)
         if self.sharded:
-            write = rows.write_rows_container if self.layout == "rows" else shards.write_container
-            write(self.container_path, self.payload, references, self.locking)
+            shards.write_container(self.container_path, self.payload, references, self.locking)
             self.results_container = str(self.container_path)
             return list(references)
         self.results_container = str(self.container_path) if self.container_path.exists() else None
@@ -400,12 +438,20 @@ class HDF5Store(BaseStore):
         dropped reads back per call.
         """
         run = _trust.listed(run_dir, manifest)
-        if (manifest.get("result_shape") is not None
-                and _trust.inside(run_dir, _layout.container(Path(), run.func_name).name)):
-            return vds.read_stacked(run_dir, manifest)
         index = shards.ShardIndex(run_dir, run.func_name, run.n_calls)
         own = _own_files(run_dir, run.func_name, run.n_calls) if index.where else None
-        if index.rows and own is not None and not own & run.finished:
+        if manifest.get("result_shape") is not None:
+            if own is None:  # a file per call; without the container (pickles): per call
+                if _trust.inside(run_dir, _layout.container(Path(), run.func_name).name):
+                    return vds.read_stacked(run_dir, manifest)
+            elif not run.pickled:  # sharded; a pickled value fits no slot: per call
+                stacked = h5stacked.read_stacked(
+                    index, manifest, run.finished, own,
+                    lambda i: _read_one(run_dir, run.func_name, i, False))
+                if stacked is not None:
+                    return stacked
+        if (index.rows and own is not None and not own & run.finished
+                and manifest.get("result_shape") is None):
             stacked = rows.read_stacked(index, run.finished, run.n_calls)
             if stacked is not None:
                 return stacked
@@ -429,12 +475,26 @@ def _check_shard_calls(value: Any) -> None:
 
 
 def _layout_of(shard_calls: bool | str, run: RunInfo) -> str | None:
-    """The shard layout of ``run``: ``"rows"``, ``"groups"`` or None (a file per call)."""
-    if run.result_shape is not None or shard_calls is False:
+    """The shard layout of ``run``: ``"rows"``, ``"groups"`` or None (a file per call).
+
+    A stacked run is sharded as ``"rows"`` (its block stacked as ``result_shape``,
+    :mod:`.stacked`) unless it has an ``np.inf`` axis (``check_run`` refuses an
+    explicit request for that).
+    """
+    if shard_calls is False or (run.result_shape is not None
+                                and stacking.unlimited_axis(run.result_shape) is not None):
         return None
     if shard_calls == "auto":
         return "rows" if run.n_calls >= SHARD_AUTO_CALLS else None
     return "groups" if shard_calls == "groups" else "rows"
+
+
+def _stacked_of(run: RunInfo | None) -> h5stacked.Stacked | None:
+    """A stacked run's finite ``result_shape``, stacking axis and dtype for its container."""
+    if run is None or run.result_shape is None:
+        return None
+    assert run.stacking_dim is not None and run.result_dtype is not None
+    return tuple(int(s) for s in run.result_shape), run.stacking_dim, np.dtype(run.result_dtype)
 
 
 def _slot(run: RunInfo) -> tuple[tuple[float, ...], int, str] | None:

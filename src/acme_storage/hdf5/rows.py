@@ -31,6 +31,7 @@ import numpy as np
 from acme_core.fileio import atomic_path
 from acme_storage import _layout, stacking
 from acme_storage.hdf5 import shards
+from acme_storage.hdf5 import stacked as _stacked
 from acme_storage.hdf5._h5 import H5Group, h5py, open_file
 
 __all__ = ["read_stacked", "write_rows_container"]
@@ -69,12 +70,13 @@ def _fill(dtype: np.dtype[Any]) -> Any:
 
 
 def write_rows_container(container: Path, payload: Path, references: list[Any],
-                         locking: bool | None) -> None:
+                         locking: bool | None, stacked: _stacked.Stacked | None = None) -> None:
     """``<fn>.h5`` of a ``"rows"`` run (see the module docstring); rewritten as a whole.
 
     Which shard holds a call is the call's reference (the driver's, or on resume
     what ``existing()`` found), so a row of a shard that another shard superseded
-    is not mapped.
+    is not mapped. ``stacked``: a run with ``result_shape`` (shape, stacking axis,
+    dtype), whose ``result_0`` has that shape (:mod:`acme_storage.hdf5.stacked`).
     """
     members: dict[str, list[int]] = {}
     for i, reference in enumerate(references):
@@ -95,8 +97,12 @@ def write_rows_container(container: Path, payload: Path, references: list[Any],
     with atomic_path(container) as tmp, \
             open_file(tmp, "w", locking, libver="latest") as h5f:
         shards.link_calls(h5f, payload, links)
+        if stacked is not None:
+            _stacked.virtual_result_0(h5f, stacked, payload.name, blocks, references, _runs)
         common = signatures[0] if signatures else {}
         for key, (dtype, shape) in common.items():
+            if stacked is not None and key == "result_0":
+                continue
             if all(s.get(key) == (dtype, shape) for s in signatures):
                 _virtual(h5f, key, np.dtype(dtype), shape, payload.name, blocks, len(references))
 

@@ -10,6 +10,9 @@
               <out>/<fn>_payload/<fn>_<t>.shard.h5   acme_ids, acme_block/result_<k>: one row
                                                      per call; comp_<i> for calls that do
                                                      not fit a row; attribute acme_layout
+                                                     (with result_shape: result_0 stacked
+                                                     along its axis, attribute
+                                                     acme_stacking_dim, :mod:`.stacked`)
 
 A shard holds the calls of one executor task (a *chunk*), written by that task
 alone, so no two writers touch one file and no lock is needed. It is named after
@@ -40,6 +43,7 @@ block's first row (shape, dtype, text, bytes, empty arrays).
 
 from __future__ import annotations
 
+import operator
 import os
 import re
 import threading
@@ -54,7 +58,8 @@ from acme_storage import _layout, _trust
 from acme_storage._values import decoded, named_results
 from acme_storage.hdf5._h5 import H5Group, h5py, open_file, opens, read_call
 
-__all__ = ["BLOCK", "BLOCK_IDS", "LAYOUT_ATTR", "SHARD_BYTES", "SHARD_SUFFIX", "ShardBuffer",
+__all__ = ["BLOCK", "BLOCK_IDS", "LAYOUT_ATTR", "SHARD_BYTES", "SHARD_SUFFIX", "STACKING_ATTR",
+           "ShardBuffer",
            "ShardIndex", "block_columns", "buffered", "link_calls", "shard_name", "write_container",
            "write_shard"]
 
@@ -97,11 +102,13 @@ def buffered(value: Any, collapse: bool) -> list[tuple[str, Any, bool]] | None:
 
 def write_shard(path: str, calls: list[tuple[int, list[tuple[str, Any, bool]]]],
                 compression: str | None, locking: bool | None, fsync: bool,
-                rows: bool = False) -> None:
+                rows: bool = False, stacking_dim: int | None = None) -> None:
     """Write the shard ``path`` holding ``calls`` atomically (see the module docstring).
 
     ``rows``: the ``"rows"`` layout (calls that fit the block are rows of it only);
     else ``"groups"`` (a group per call, plus the block as a copy for readers).
+    ``stacking_dim`` (a stacked run, with ``rows``): the block's ``result_0`` is
+    stacked along that axis, as the run's ``result_shape`` stacks it.
     """
     mine = {i for i, _ in calls}
     earlier = _earlier(path, mine)
@@ -111,11 +118,13 @@ def write_shard(path: str, calls: list[tuple[int, list[tuple[str, Any, bool]]]],
             if rows:
                 in_block, as_groups = _split_rows(earlier[1] + calls)
                 h5f.attrs[LAYOUT_ATTR] = "rows"
+                if stacking_dim is not None:
+                    h5f.attrs[STACKING_ATTR] = stacking_dim
             else:
                 in_block, as_groups = (calls if _uniform(calls) else []), earlier[1] + calls
             for i, datasets in as_groups:
                 _write_group(fast.group(_layout.comp_name(i)), datasets, compression, fast)
-            _write_block(h5f, in_block)
+            _write_block(h5f, in_block, stacking_dim)
             if earlier[0]:
                 _take_over(path, h5f, mine | {i for i, _ in earlier[1]})
         if fsync:
@@ -181,6 +190,10 @@ BLOCK = "acme_block"
 #: the root attribute of a ``"rows"`` shard (a ``"groups"`` shard has none)
 LAYOUT_ATTR = "acme_layout"
 
+#: the root attribute of a stacked run's ``"rows"`` shard: the axis its block's
+#: ``result_0`` is stacked along (``result_shape``'s ``None``)
+STACKING_ATTR = "acme_stacking_dim"
+
 
 def _signature(datasets: list[tuple[str, Any, bool]]) -> tuple[Any, ...] | None:
     """Names, dtypes and shapes of a call's datasets; None when a block cannot hold them."""
@@ -210,19 +223,24 @@ def _split_rows(calls: list[tuple[int, list[tuple[str, Any, bool]]]]) -> tuple[
     return block, groups
 
 
-def _write_block(h5f: H5Group, calls: list[tuple[int, list[tuple[str, Any, bool]]]]) -> None:
+def _write_block(h5f: H5Group, calls: list[tuple[int, list[tuple[str, Any, bool]]]],
+                 stacking_dim: int | None = None) -> None:
     """The calls (of one signature) stacked: ``acme_ids`` and one array per result.
 
     Reading a shard's calls back then costs a few datasets, not a group per call
     (``open_results`` of a million calls); in a ``"rows"`` shard the block is all
-    these calls have, in a ``"groups"`` one a copy of their groups.
+    these calls have, in a ``"groups"`` one a copy of their groups. With
+    ``stacking_dim``, ``result_0`` is stacked along that axis (a hyperslab of the
+    run's ``result_shape``), the other results along the first.
     """
     if not calls:
         return
     h5f.create_dataset(BLOCK_IDS, data=np.array([i for i, _ in calls], dtype=np.int64))
     block = h5f.create_group(BLOCK)
     for k, (name, _, _) in enumerate(calls[0][1]):
-        block.create_dataset(name, data=np.stack([datasets[k][1] for _, datasets in calls]))
+        axis = stacking_dim if stacking_dim is not None and k == 0 else 0
+        block.create_dataset(name, data=np.stack([datasets[k][1] for _, datasets in calls],
+                                                 axis=axis))
 
 
 def _earlier(path: str, mine: set[int]) -> tuple[bool, list[tuple[int, list[tuple[str, Any, bool]]]]]:
@@ -244,9 +262,24 @@ def block_columns(h5f: H5Group) -> tuple[list[int], list[tuple[str, np.ndarray[A
     ids = h5f[BLOCK_IDS][()]
     block = h5f[BLOCK]
     columns = [(key, block[key][()]) for key in _layout.result_keys(block)]
+    dim = _stacking_dim(h5f, columns)
+    if dim:  # a stacked run's result_0: its rows along the first axis, as every column's
+        columns[0] = (columns[0][0], np.moveaxis(columns[0][1], dim, 0))
     if not columns or any(len(c) != len(ids) for _, c in columns):
         return [], []
     return [int(i) for i in ids.tolist()], columns
+
+
+def _stacking_dim(h5f: H5Group, columns: list[tuple[str, np.ndarray[Any, Any]]]) -> int | None:
+    """The axis of a stacked shard's ``result_0`` (None: not stacked, or not a valid axis)."""
+    value = h5f.attrs.get(STACKING_ATTR)
+    if value is None or not columns or columns[0][0] != "result_0":
+        return None
+    try:  # anybody may have written the attribute: an integer or nothing
+        dim = operator.index(value)
+    except TypeError:
+        return None
+    return dim if 0 <= dim < columns[0][1].ndim else None
 
 
 def _take_over(path: str, h5f: H5Group, mine: set[int]) -> None:

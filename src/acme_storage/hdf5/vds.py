@@ -13,7 +13,8 @@ Slots of files that do not exist read back as the fill value 0, so
 :func:`read_stacked` masks the slots the manifest does not record as finished
 or whose file is missing (:mod:`acme_storage.stacking`).
 
-Used by :mod:`acme_storage.hdf5.links` only; what happens when emergency
+A stacked run in shards has a container over the shards' blocks instead
+(:mod:`acme_storage.hdf5.stacked`). Used by :mod:`acme_storage.hdf5.links` only; what happens when emergency
 pickling dropped the container is that store's business.
 """
 
