@@ -22,6 +22,7 @@ from acme_core.dispatch import Dispatcher
 from acme_core.errors import NoWorkersError
 from acme_core.executor import ReportsWorkers, worker_count
 from acme_core.manifest import Manifest
+from acme_core.store import WritesChunks
 from acme_core.task import CallOutcome, assemble
 from acme_core.timeouts import call_with_limit
 
@@ -131,6 +132,9 @@ class Ledger:
             self.save_error = None
 
 
+#: calls a ``debug=True`` run hands a :class:`WritesChunks` writer as one chunk (a shard)
+DEBUG_PIECE = 1000
+
 #: seconds a client the user brought may take to show a worker before the run fails (a
 #: worker restarting right now); ACME fails at once
 BORROWED_GRACE = 10.0
@@ -216,15 +220,36 @@ class RunLoop:
             log.warning("debug=True with timeout=%g: a call that overruns is interrupted if it "
                         "runs Python code or waits in a system call; C code that never returns "
                         "is not (without debug, its worker process is replaced)", self.timeout)
-        for i in todo:
-            args, kwargs = assemble(self.dist.n_args, self.dist.shared, self.dist.call(i),
-                                    self.dist.pass_task_id)
-            try:
-                value = call_with_limit(self.func, args, kwargs, self.timeout, i)
-            except Exception:
-                # recorded (manifest, `acme inspect`), then re-raised untouched for pdb
-                if ledger.manifest is not None:
-                    ledger.manifest.mark_failed(i, traceback.format_exc())
-                    ledger.save()
-                raise
-            ledger.record(CallOutcome(i, True, reference=writer.write(i, value)))
+        # a store that writes a task's calls together (shards) gets pieces, not single calls
+        piece = DEBUG_PIECE if isinstance(writer, WritesChunks) else 1
+        for start in range(0, len(todo), piece):
+            self._run_piece_here(ledger, todo[start:start + piece], writer)
+
+    def _run_piece_here(self, ledger: Ledger, ids: list[int], writer: Any) -> None:
+        """Calls ``ids`` in this process; the manifest lists them once the writer has them
+        durable (a :class:`WritesChunks` writer at the piece's end, also when one raised)."""
+        chunked = isinstance(writer, WritesChunks)
+        if chunked:
+            writer.begin_chunk(ids)
+        done: list[CallOutcome] = []
+        failed = False
+        try:
+            for i in ids:
+                args, kwargs = assemble(self.dist.n_args, self.dist.shared, self.dist.call(i),
+                                        self.dist.pass_task_id)
+                try:
+                    value = call_with_limit(self.func, args, kwargs, self.timeout, i)
+                except Exception:
+                    # recorded (manifest, `acme inspect`), then re-raised untouched for pdb
+                    failed = True
+                    if ledger.manifest is not None:
+                        ledger.manifest.mark_failed(i, traceback.format_exc())
+                    raise
+                done.append(CallOutcome(i, True, reference=writer.write(i, value)))
+        finally:
+            if chunked:
+                writer.end_chunk()
+            for outcome in done:
+                ledger.record(outcome)
+            if failed:
+                ledger.save()

@@ -437,3 +437,28 @@ def test_a_rows_shard_holds_what_fits_and_groups_the_rest(tmp_path):
     assert [float(read[i][0]) for i in (1, 2, 4)] == [1.0, 2.0, 4.0]
     assert_same(read[3], np.arange(2.0))
     assert read[5].shape == (0,)
+
+
+def test_debug_runs_write_shards_of_many_calls(tmp_path):
+    """``debug=True`` hands the writer pieces of calls: 2,500 calls make 3 shards, not 2,500;
+    a call that raises still leaves the calls before it durable and listed."""
+    with ParallelMap(np.negative, list(range(2_500)), output_dir=str(tmp_path / "run"),
+                     store_options={"shard_calls": "rows"}, logfile=False,
+                     progress=False) as pmap:
+        pmap.compute(debug=True)
+    shard_files = [f for f in files_of(tmp_path / "run") if f.endswith(SHARD_SUFFIX)]
+    assert len(shard_files) == 3
+    assert np.array_equal(np.asarray(open_results(tmp_path / "run")).ravel(),
+                          -np.arange(2_500))
+
+    def fails_at_1500(x):
+        if x == 1_500:
+            raise ValueError("call 1500")
+        return float(x)
+
+    with ParallelMap(fails_at_1500, list(range(2_500)), output_dir=str(tmp_path / "bad"),
+                     store_options={"shard_calls": "rows"}, logfile=False,
+                     progress=False) as pmap:
+        with pytest.raises(ValueError, match="call 1500"):
+            pmap.compute(debug=True)
+    assert Manifest.load(tmp_path / "bad").finished == set(range(1_500))
