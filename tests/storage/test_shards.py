@@ -462,3 +462,19 @@ def test_debug_runs_write_shards_of_many_calls(tmp_path):
         with pytest.raises(ValueError, match="call 1500"):
             pmap.compute(debug=True)
     assert Manifest.load(tmp_path / "bad").finished == set(range(1_500))
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_shard_blocks_are_compressed_as_the_store_says(client, tmp_path, layout):
+    """``compression`` is not ignored by shards: every block is written with the filter."""
+    with ParallelMap(np.full, 3, list(range(40)), output_dir=str(tmp_path / "run"),
+                     store_options={"shard_calls": layout, "compression": "gzip"},
+                     logfile=False, progress=False) as pmap:
+        pmap.compute()
+    shard_files = sorted((tmp_path / "run").rglob(f"*{SHARD_SUFFIX}"))
+    assert shard_files
+    for path in shard_files:
+        with h5py.File(path, "r") as h5f:
+            assert h5f["acme_block"]["result_0"].compression == "gzip"
+    values = open_results(tmp_path / "run")
+    assert [list(np.asarray(v).ravel()) for v in values] == [[i] * 3 for i in range(40)]

@@ -124,7 +124,7 @@ def write_shard(path: str, calls: list[tuple[int, list[tuple[str, Any, bool]]]],
                 in_block, as_groups = (calls if _uniform(calls) else []), earlier[1] + calls
             for i, datasets in as_groups:
                 _write_group(fast.group(_layout.comp_name(i)), datasets, compression, fast)
-            _write_block(h5f, in_block, stacking_dim)
+            _write_block(h5f, in_block, stacking_dim, compression)
             if earlier[0]:
                 _take_over(path, h5f, mine | {i for i, _ in earlier[1]})
         if fsync:
@@ -224,14 +224,15 @@ def _split_rows(calls: list[tuple[int, list[tuple[str, Any, bool]]]]) -> tuple[
 
 
 def _write_block(h5f: H5Group, calls: list[tuple[int, list[tuple[str, Any, bool]]]],
-                 stacking_dim: int | None = None) -> None:
+                 stacking_dim: int | None = None, compression: str | None = None) -> None:
     """The calls (of one signature) stacked: ``acme_ids`` and one array per result.
 
     Reading a shard's calls back then costs a few datasets, not a group per call
     (``open_results`` of a million calls); in a ``"rows"`` shard the block is all
     these calls have, in a ``"groups"`` one a copy of their groups. With
     ``stacking_dim``, ``result_0`` is stacked along that axis (a hyperslab of the
-    run's ``result_shape``), the other results along the first.
+    run's ``result_shape``), the other results along the first. ``compression``: the
+    store's filter, for every block (HDF5 chunks them for it).
     """
     if not calls:
         return
@@ -239,8 +240,9 @@ def _write_block(h5f: H5Group, calls: list[tuple[int, list[tuple[str, Any, bool]
     block = h5f.create_group(BLOCK)
     for k, (name, _, _) in enumerate(calls[0][1]):
         axis = stacking_dim if stacking_dim is not None and k == 0 else 0
-        block.create_dataset(name, data=np.stack([datasets[k][1] for _, datasets in calls],
-                                                 axis=axis))
+        data = np.stack([datasets[k][1] for _, datasets in calls], axis=axis)
+        block.create_dataset(name, data=data,
+                             **({"compression": compression} if compression else {}))
 
 
 def _earlier(path: str, mine: set[int]) -> tuple[bool, list[tuple[int, list[tuple[str, Any, bool]]]]]:
