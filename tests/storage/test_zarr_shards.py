@@ -22,14 +22,17 @@ from acme_core.errors import ArgumentValueError
 from acme_core.fileio import is_partial
 from acme_core.manifest import Manifest
 from acme_core.store import RunInfo, WritesBlocks, WritesChunks
-from acme_storage.zarr import ZarrStore
+from acme_storage.zarr import ZarrStore, _zarr
 from acme_storage.zarr.shards import (
     SHARD_AUTO_CALLS,
     SHARD_MAX_CALLS,
     SHARD_MIN_COUNT,
     ZarrShardWriter,
+    _shard_key,
     calls_per_shard,
     index_mask,
+    raw_shard_bytes,
+    raw_shards,
 )
 
 
@@ -233,3 +236,50 @@ def test_refused_before_anything_is_written(tmp_path, value, shape):
                     store_options={"shard_calls": value}, logfile=False, progress=False,
                     **options)
     assert not out.exists()
+
+
+def _with_index(data: bytes, calls: int) -> tuple[bytes, np.ndarray[Any, Any]]:
+    return data, np.frombuffer(data[-(16 * calls + 4):-4], "<u8").reshape(calls, 2)
+
+
+@pytest.mark.parametrize(("shape", "dim", "dtype"), [((10, 3), 0, "float64"),
+                                                     ((2, 10, 3), 1, "int16"),
+                                                     ((10,), 0, "bool")])
+def test_raw_shards_are_byte_for_byte_what_zarr_writes(tmp_path, shape, dim, dtype):
+    store = ZarrStore(shard_calls=4)
+    (tmp_path / "run").mkdir()
+    store.prepare(RunInfo("f", 10, tmp_path / "run", shape, np.dtype(dtype), dim))
+    array = zarr.open_array(store.root / "result_0", mode="r")
+    assert raw_shards(array, dim)
+    metadata = (store.root / "result_0" / "zarr.json").read_bytes()
+    key = _shard_key(array, dim, 1)  # calls 4..7
+    slot = tuple(s for k, s in enumerate(shape) if k != dim)
+    values = {i: (np.arange(int(np.prod(slot))).reshape(slot) * i).astype(dtype)
+              for i in (4, 6, 5)}
+
+    def region(i: int) -> tuple[Any, ...]:
+        return tuple(slice(i, i + 1) if k == dim else slice(None) for k in range(len(shape)))
+
+    def zarr_bytes(existing: bytes | None, ids: list[int]) -> bytes:
+        return _zarr.encode_shard(metadata, key, existing,
+                                  [(region(i), np.expand_dims(values[i], dim)) for i in ids])
+
+    first = zarr_bytes(None, [4, 6])
+    assert raw_shard_bytes(None, 4, {0: values[4], 2: values[6]}) == first
+    merged = zarr_bytes(first, [5])  # an earlier task's slots stay
+    assert raw_shard_bytes(_with_index(first, 4), 4, {1: values[5]}) == merged
+    # zarr-python reads a shard made by hand
+    (store.root / "result_0" / key).write_bytes(merged)
+    back = zarr.open_array(store.root / "result_0", mode="r")[...]
+    for i in (4, 5, 6):
+        np.testing.assert_array_equal(np.take(back, i, axis=dim), values[i])
+    assert not np.take(back, 7, axis=dim).any()
+
+
+def test_compressed_or_split_slots_are_not_raw(tmp_path):
+    for options in ({"compression": "gzip"}, {"chunks": (2,)}):
+        store = ZarrStore(shard_calls=4, **options)
+        out = tmp_path / str(len(list(tmp_path.iterdir())))
+        out.mkdir()
+        store.prepare(RunInfo("f", 10, out, (10, 3), np.dtype("float64"), 0))
+        assert not raw_shards(zarr.open_array(store.root / "result_0", mode="r"), 0)
