@@ -33,6 +33,7 @@ from acme_storage.zarr.shards import (
     index_mask,
     raw_shard_bytes,
     raw_shards,
+    read_raw,
 )
 
 
@@ -283,3 +284,20 @@ def test_compressed_or_split_slots_are_not_raw(tmp_path):
         out.mkdir()
         store.prepare(RunInfo("f", 10, out, (10, 3), np.dtype("float64"), 0))
         assert not raw_shards(zarr.open_array(store.root / "result_0", mode="r"), 0)
+
+
+def test_a_raw_shard_with_its_slots_out_of_order_reads(tmp_path):
+    """The spec lets a shard hold its inner chunks in any order; zarr and we read it alike."""
+    import google_crc32c
+
+    store = ZarrStore(shard_calls=3)
+    (tmp_path / "run").mkdir()
+    store.prepare(RunInfo("f", 3, tmp_path / "run", (3,), np.dtype("float64"), 0))
+    array = zarr.open_array(store.root / "result_0", mode="r")
+    table = np.array([[8, 8], [0, 8], [2 ** 64 - 1] * 2], "<u8").tobytes()
+    crc = np.array([google_crc32c.value(table)], "<u4").tobytes()
+    shard = np.float64(2.5).tobytes() + np.float64(1.5).tobytes() + table + crc
+    (store.root / "result_0" / _shard_key(array, 0, 0)).write_bytes(shard)
+    data, written = read_raw(store.root, array, 0, 3)
+    assert data.tolist() == [1.5, 2.5, 0.0] and written == {0, 1}
+    assert zarr.open_array(store.root / "result_0", mode="r")[...].tolist() == [1.5, 2.5, 0.0]

@@ -257,15 +257,31 @@ def read_raw(root: Path, array: _zarr.ZArray, dim: int, n_calls: int
         found = _raw_index(root / "result_0" / key, calls) if key in present else None
         if found is None:
             continue
-        data, index = found
-        for j in np.flatnonzero(index[:, 0] != _ABSENT):
-            i = k * calls + int(j)
-            offset, length = (int(v) for v in index[j])
-            if i < n_calls and length == slot_bytes:  # another length: not a slot of ours
-                moved[i] = np.frombuffer(data, dtype, math.prod(moved.shape[1:]),
-                                         offset).reshape(moved.shape[1:])
-                written.add(i)
+        written.update(_slice_shard(found, k * calls, n_calls, moved, dtype, slot_bytes))
     return out, written
+
+
+def _slice_shard(found: tuple[bytes, np.ndarray[Any, Any]], first: int, n_calls: int,
+                 moved: np.ndarray[Any, Any], dtype: np.dtype[Any], slot_bytes: int) -> list[int]:
+    """Copy a raw shard's slots into ``moved`` (slot ``i`` is ``moved[i]``); the calls copied.
+
+    Slots of another length than ``slot_bytes`` are not ours and stay unwritten. The
+    writer puts slots one after the other in order: those are one ``np.frombuffer``.
+    """
+    data, index = found
+    js = np.flatnonzero((index[:, 0] != _ABSENT) & (index[:, 1] == slot_bytes)
+                        & (first + np.arange(len(index)) < n_calls))
+    if not js.size:
+        return []
+    starts = index[js, 0].astype(np.int64)
+    slot = moved.shape[1:]
+    if np.array_equal(starts, starts[0] + slot_bytes * np.arange(js.size)):
+        values = np.frombuffer(data, dtype, js.size * math.prod(slot), int(starts[0]))
+        moved[first + js] = values.reshape(js.size, *slot)
+    else:  # slots in another order (the spec allows any)
+        for j, start in zip(js.tolist(), starts.tolist(), strict=True):
+            moved[first + j] = np.frombuffer(data, dtype, math.prod(slot), start).reshape(slot)
+    return [first + j for j in js.tolist()]
 
 
 def _shard_layout(array: _zarr.ZArray, dim: int) -> tuple[int, tuple[int, ...]]:
