@@ -12,7 +12,9 @@ For each N (``--ns``) and each result kind (``--kinds``: ``scalar`` returns a fl
 * ``hdf5-rows``: a shard file per task holding only the stacked rows
   (``shard_calls="rows"``, what ``"auto"`` chooses from its threshold on; the
   container holds a virtual dataset per result);
-* ``zarr``: the zarr store as it is;
+* ``zarr``: the zarr store as it is (a chunk file per call with ``result_shape``);
+* ``zarr-shards``: the zarr store with ``shard_calls=True`` (stacked kinds only:
+  ``result_0`` in zarr v3 shards of up to 1,000 calls);
 * ``hdf5-auto``: the ``"hdf5"`` store with its default ``shard_calls="auto"``.
 
 The kinds ``stacked-scalar`` and ``stacked-kib`` run the same functions with
@@ -30,10 +32,11 @@ load average before and after the variant (the machine is shared).
 Run::
 
     python benchmarks/bench_scale.py [--ns 10000 100000] [--kinds scalar kib]
-        [--variants memory hdf5 hdf5-groups hdf5-rows zarr hdf5-auto] [--read-max N] [--json]
+        [--variants memory hdf5 hdf5-groups hdf5-rows zarr zarr-shards hdf5-auto]
+        [--read-max N] [--json]
 
     python benchmarks/bench_scale.py --kinds stacked-scalar stacked-kib \
-        --variants memory hdf5 hdf5-rows
+        --variants memory hdf5 hdf5-rows zarr zarr-shards
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "hdf5-groups": ("hdf5", {"shard_calls": "groups"}),
     "hdf5-rows": ("hdf5", {"shard_calls": "rows"}),
     "zarr": ("zarr", {}),
+    "zarr-shards": ("zarr", {"shard_calls": True}),
     "hdf5-auto": ("hdf5", {}),
 }
 
@@ -144,6 +148,8 @@ def main() -> None:
         for n in args.ns:
             for kind in args.kinds:
                 for variant in args.variants:
+                    if variant == "zarr-shards" and SHAPES[kind] is None:
+                        continue  # zarr shards need result_shape
                     out = Path(tempfile.mkdtemp(prefix="acme-scale-")) / "run"
                     read_back = variant not in ("hdf5", "zarr") or n <= args.read_max
                     log(f"N={n:,} {kind} {variant} ...")

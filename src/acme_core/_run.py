@@ -169,6 +169,8 @@ class RunLoop:
     no_worker_timeout: float = 300.0
     #: set by ParallelMap: whether the executor is one this run started
     owns_executor: bool = True
+    #: calls per block of the store (acme_core.store.WritesBlocks; None: no blocks)
+    block_calls: int | None = None
 
     def run(self, ledger: Ledger, todo: list[int], writer: Any, executor: Callable[[], Any],
             debug: bool) -> Generator[Batch, None, None]:
@@ -207,7 +209,8 @@ class RunLoop:
                                 chunk_size=self.chunk_size, on_tick=ledger.save,
                                 on_note=lambda text: ledger.bar.note(text),
                                 timeout=self.timeout,
-                                no_worker_timeout=self.no_worker_timeout)
+                                no_worker_timeout=self.no_worker_timeout,
+                                block_calls=self.block_calls)
         ledger.running = lambda: dispatcher.in_flight
         workers = dispatcher.initial_workers
         log.info("Preparing %d parallel calls of `%s` using %s workers", len(todo),

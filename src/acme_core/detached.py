@@ -72,6 +72,7 @@ from acme_core.fileio import write_bytes_atomic
 from acme_core.manifest import Manifest, from_ranges, to_ranges
 from acme_core.run_directory import RunLock, confined
 from acme_core.signed import RunKey
+from acme_core.store import RunInfo, block_calls_of
 from acme_core.task import CallOutcome
 
 __all__ = ["LOST_GRACE", "LOST_RESUBMITS", "MAX_POLL", "DetachedRun", "RunHandle", "RunStatus",
@@ -708,7 +709,22 @@ def run_spec(loop: Any, executor: Any, store: Any,
 
 def launch(loop: Any, ledger: Any, todo: list[int], store: Any,
            store_options: dict[str, Any] | None, executor: Any) -> DetachedRun:
-    """Launch the calls ``todo`` of a ParallelMap's run loop as a detached run."""
+    """Launch the calls ``todo`` of a ParallelMap's run loop as a detached run.
+
+    Raises
+    ------
+    acme_core.errors.ArgumentValueError
+        The store shares files between the calls of blocks
+        (:class:`acme_core.store.WritesBlocks`): elements and their reruns do not
+        keep two writers of one block apart yet (``parameter="backend"``).
+    """
+    info = getattr(store, "run", None)
+    if isinstance(info, RunInfo) and block_calls_of(store, info) is not None:
+        raise ArgumentValueError(
+            f"store {getattr(store, 'name', store)!r} writes blocks of calls into shared files "
+            f"(as its `store_options` ask), which a detached run on backend "
+            f"{getattr(executor, 'name', type(executor).__name__)!r} cannot keep apart yet: "
+            f"use a dask backend, or no shards", parameter="backend")
     run_dir = ledger.manifest.run_dir
     allow = bool(executor.detached_options().get("allow_local_run_dir", False))
     check_shared_directory(run_dir, allow)

@@ -27,6 +27,13 @@ time budget (:data:`CHUNK_BUDGET_SECONDS`): the worker starts no further call on
 it is spent and hands the rest back, which the driver queues again. So nothing has
 to be probed first: short calls run many per task from the start, while a chunk of
 long calls comes back after its first call instead of holding the others hostage.
+
+Blocks: with ``block_calls`` (a :class:`~acme_core.store.WritesBlocks` store, e.g.
+zarr shards), **no two tasks in flight hold calls of the same block**
+(:mod:`acme_core._blocks`): a call whose block a task in flight holds waits in the
+queue until that task came back, whatever brought it there (a first run, a retry,
+a chunk's remainder, a lost worker's calls, a resumed run); an auto-sized chunk
+that would end inside a block whose next call is queued next ends before it.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from acme_core._blocks import Blocks
 from acme_core._escalation import MemoryEscalation
 from acme_core._format import format_duration, format_id_ranges
 from acme_core._stragglers import Stragglers
@@ -142,6 +150,9 @@ class Dispatcher:
         Give up the calls still outstanding after this many seconds without any
         worker (they fail with a RuntimeError; a resumed run finishes them).
         ``ParallelMap`` passes its ``setup_timeout``.
+    block_calls : int, optional
+        Calls per block of the store (:class:`~acme_core.store.WritesBlocks`): no two
+        tasks in flight then hold calls of one block (see the module docstring).
     """
 
     def __init__(self, executor: Any, context: TaskContext, dist: Distribution,
@@ -150,7 +161,7 @@ class Dispatcher:
                  retries: int = 0, chunk_size: int | str = "auto", max_pending: int | None = None,
                  on_tick: Callable[[], None] | None = None, tick_seconds: float = 2.0,
                  on_note: Callable[[str], None] | None = None, timeout: float | None = None,
-                 no_worker_timeout: float = 300.0) -> None:
+                 no_worker_timeout: float = 300.0, block_calls: int | None = None) -> None:
         self.executor = executor
         self.context = context
         self.dist = dist
@@ -187,6 +198,8 @@ class Dispatcher:
         self._handle: Any = None
         #: calls that exceeded their worker's memory, on bigger workers (retry_memory_factor)
         self.escalation = MemoryEscalation(executor, context)
+        #: the blocks tasks in flight hold, the calls waiting for them
+        self.blocks = Blocks(block_calls)
 
     def _update_workers(self, count: int | None) -> None:
         """Size the window from the number of workers (jobs may come and go)."""
@@ -204,7 +217,7 @@ class Dispatcher:
             return self.fixed_chunk
         # a fair share of all the work not done yet (queued and in flight), so that the
         # chunks of one wave are alike instead of shrinking one after the other
-        remaining = len(self.todo) + self.in_flight
+        remaining = len(self.todo) + self.in_flight + self.blocks.n_waiting
         if self.per_call is None:
             size = UNMEASURED_CHUNK_CALLS
             # Before anything came back, one chunk per worker: a small run (a few
@@ -221,17 +234,20 @@ class Dispatcher:
         todo = self.todo
         budget = CHUNK_BUDGET_SECONDS if self.fixed_chunk is None else None
         while todo and len(self.pending) < self.max_pending:
+            if not self.blocks.free(todo[0]):  # a task in flight holds its block
+                self.blocks.defer(todo.popleft())
+                continue
             if todo[0] in self.escalation.level:  # it needs a worker with more memory
                 ids = [todo.popleft()]
                 chunk = self.dist.chunk(ids, None)
                 chunk.timeout = self.timeout
                 future = self.escalation.submit(ids[0], chunk)
             else:
-                n = min(self.chunk_size(), len(todo))
-                ids = [todo.popleft() for _ in range(n)]
+                ids = self.blocks.take(todo, self.chunk_size(), cut=self.fixed_chunk is None)
                 chunk = self.dist.chunk(ids, budget)
                 chunk.timeout = self.timeout
                 future = self.executor.submit(run_chunk, self._handle, chunk)
+            self.blocks.hold(ids)
             self.pending[future] = ids
             self.in_flight += len(ids)
             self.stragglers.left(future, ids)
@@ -302,6 +318,8 @@ class Dispatcher:
         for future, ids in ready:
             if self.pending.pop(future, None) is not None:  # not given up or cancelled
                 self.in_flight -= len(ids)
+                # its blocks are free again: the calls that waited for them go first
+                self.todo.extendleft(reversed(self.blocks.release(ids)))
                 out.append((future, ids))
         return out
 
@@ -332,7 +350,8 @@ class Dispatcher:
         patience = self.watch.patience
         error = RuntimeError(f"no workers were running for {patience:.0f} s; the call did not "
                              "run (finished results are kept: resume the run)")
-        remaining = [i for ids in self.pending.values() for i in ids] + list(self.todo)
+        remaining = ([i for ids in self.pending.values() for i in ids] + list(self.todo)
+                     + self.blocks.drain())
         self.cancel()
         for i in remaining:
             self.on_outcome(CallOutcome(i, False, error=error, traceback=str(error),
@@ -459,6 +478,7 @@ class Dispatcher:
                 future.cancel()
         self.pending.clear()
         self.todo.clear()
+        self.blocks.drain()
         self.in_flight = 0
 
 

@@ -56,7 +56,7 @@ from acme_core.housekeeping import cleanup_old_runs
 from acme_core.logs import EarlyRecords, RunLogging, log_file_name
 from acme_core.manifest import MANIFEST_NAME, MAX_CALLS, Manifest
 from acme_core.run_directory import RunLock, file_stem
-from acme_core.store import ChecksRun, RunInfo
+from acme_core.store import ChecksRun, RunInfo, block_calls_of
 
 __all__ = ["ParallelMap", "RunState"]
 
@@ -359,7 +359,8 @@ class ParallelMap:
                               heartbeat=self._lock.refresh if self._lock else None)
         self._loop = RunLoop(self.func, self.dist, self.func_name, o.retries, o.chunk_size,
                              o.progress, timeout=o.timeout,
-                             no_worker_timeout=float(o.setup_timeout))
+                             no_worker_timeout=float(o.setup_timeout),
+                             block_calls=block_calls_of(self.store, self.run))
         self.state = RunState.READY
         self.executor: Any = None
         self._owns_executor = False

@@ -42,6 +42,24 @@ A store class may also define
   task. ``write`` outside ``begin_chunk``/``end_chunk`` (``debug=True``, the
   conformance tests) must store the call at once.
 
+* ``block_calls(run: RunInfo) -> int | None`` on the *store* (:class:`WritesBlocks`):
+  a store whose writers share files between the calls of one *block* (a zarr
+  shard of ``B`` calls), blocks being ``range(k * B, (k + 1) * B)``. It returns
+  ``B``, or None when this run has no blocks (then nothing below applies).
+  The dispatcher (:mod:`acme_core.dispatch`) then keeps one rule: **no two tasks
+  in flight hold calls of the same block**. A call whose block a task in flight
+  holds waits in the queue until that task came back; this holds for every
+  call, first runs, retries, a chunk's unfinished remainder, calls of a lost
+  worker run one by one, resumed calls. Auto-sized chunks are cut at a block
+  boundary when they would otherwise end inside a block whose next calls are
+  queued (so those do not wait). So a writer may read, modify and replace a
+  block's file at ``end_chunk`` without a lock: nobody else writes it
+  meanwhile. Why a rule in the dispatcher and not locks: locks on shared
+  file systems are unreliable or absent (NFS, Lustre without flock), and a
+  killed worker would hold them; the dispatcher already knows every task in
+  flight. Backends that do not go through the dispatcher (detached runs, job
+  arrays) do not keep the rule yet.
+
 What a reader trusts: ``read`` and ``existing`` derive every name from the
 manifest's ``func_name`` and task ids (:func:`acme_core.run_directory.confined`),
 ``read`` returns a value only for calls the manifest lists as finished, and
@@ -59,7 +77,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from acme_core.errors import UsageError
+from acme_core.errors import PluginError, UsageError
 
 
 @dataclass(frozen=True)
@@ -99,6 +117,34 @@ class WritesChunks(ResultWriter, Protocol):
     def end_chunk(self) -> None:
         """Make every call written since :meth:`begin_chunk` durable, or raise."""
         ...
+
+
+@runtime_checkable
+class WritesBlocks(Protocol):
+    """A store whose calls share files per block (see the module docstring)."""
+
+    def block_calls(self, run: RunInfo) -> int | None:
+        """Calls per block of ``run`` (blocks are ``range(k * B, (k + 1) * B)``), or None."""
+        ...
+
+
+def block_calls_of(store: Any, run: RunInfo) -> int | None:
+    """``store.block_calls(run)`` for a :class:`WritesBlocks` store (None otherwise).
+
+    Raises
+    ------
+    acme_core.errors.PluginError
+        The store answered something other than None or a positive integer.
+    """
+    if not isinstance(store, WritesBlocks):
+        return None
+    size = store.block_calls(run)
+    if size is None:
+        return None
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise PluginError(f"{type(store).__name__}.block_calls() returned {size!r}, not a "
+                         "positive integer or None")
+    return size
 
 
 @runtime_checkable

@@ -275,3 +275,16 @@ def test_removing_a_run_directory_removes_its_key_and_no_other(tmp_path):
     assert RunKey.path_of(ids[0]).is_file()  # the planted id removed nothing
     assert remove_runs([runs[0]]) == [runs[0]]
     assert not RunKey.path_of(ids[0]).exists()
+
+
+def test_a_store_of_blocks_is_refused_before_any_element_starts(tmp_path):
+    """Elements and their reruns do not keep the block rule (acme_core.store.WritesBlocks)."""
+    from acme_core.errors import ArgumentValueError
+
+    out = tmp_path / "run"
+    with ParallelMap(double, list(range(6)), output_dir=out, store="zarr",
+                     store_options={"shard_calls": 2}, result_shape=(None,),
+                     backend=LocalElements, progress=False) as pmap:
+        with pytest.raises(ArgumentValueError, match="cannot keep apart yet"):
+            pmap.compute()
+    assert not (out / ".acme_detached").exists()

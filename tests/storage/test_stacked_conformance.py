@@ -102,6 +102,18 @@ class TestZarrStoreStackedChunked(Stacked):
     store_options = {"chunks": (2,)}
 
 
+class TestZarrStoreStackedSharded(Stacked):
+    store_cls = ZarrStore
+    store_options = {"shard_calls": 5}
+
+
+class TestZarrStoreStackedShardedCompressedChunked(Stacked):
+    """Shards whose inner chunks are compressed and split (2 inner chunks per slot)."""
+
+    store_cls = ZarrStore
+    store_options = {"shard_calls": 4, "compression": "gzip", "chunks": (3,)}
+
+
 class TestZarrStoreStackedInf(Stacked):
     store_cls = ZarrStore
     store_options = {"compression": "zstd"}

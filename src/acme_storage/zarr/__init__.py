@@ -6,6 +6,9 @@ module                 what it holds
 :mod:`.store`          ``ZarrStore``: the layout (module docstring), ``prepare``,
                        ``finalize``, reading back
 :mod:`.writer`         ``ZarrWriter``: one call into the group, on a worker
+:mod:`.shards`         ``shard_calls``: ``result_0`` in zarr v3 shards, a task's
+                       slots written per shard (``ZarrShardWriter``), the
+                       written mask from the shard index
 :mod:`._zarr`          the seam over zarr-python: import, codecs, arrays, chunk
                        keys, a call's group
 :mod:`._fast`          the one place that makes chunk bytes itself, and why

@@ -47,6 +47,7 @@ __all__ = [
     "chunk_keys",
     "compressors",
     "create_stacked",
+    "encode_shard",
     "open_array",
     "open_group",
     "read_call",
@@ -113,15 +114,47 @@ def open_group(path: str | os.PathLike[str], mode: str = "r") -> ZGroup:
 
 
 def create_stacked(group: ZGroup, name: str, shape: Sequence[int], chunks: Sequence[int],
-                   dtype: np.dtype[Any], fill_value: int, codecs: Any) -> ZArray:
-    """A stacked array: flat chunk keys ``c.<i>.<j>``, little endian, chunks always written."""
+                   dtype: np.dtype[Any], fill_value: int, codecs: Any,
+                   shards: Sequence[int] | None = None) -> ZArray:
+    """A stacked array: flat chunk keys ``c.<i>.<j>``, little endian, chunks always written.
+
+    With ``shards`` (:mod:`acme_storage.zarr.shards`), zarr v3 sharding: the keys
+    name shards, ``chunks`` are the inner chunks, the index at each shard's end.
+    """
     bytes_codec = zarr().codecs.BytesCodec
     return group.create_array(
         name, shape=tuple(shape), chunks=tuple(chunks), dtype=dtype, fill_value=fill_value,
+        shards=tuple(shards) if shards is not None else None,
         compressors=codecs, filters=None,
         serializer=bytes_codec(endian="little") if dtype.itemsize > 1 else bytes_codec(endian=None),
         chunk_key_encoding={"name": "default", "separator": SEPARATOR},
         config={"write_empty_chunks": True})
+
+
+def encode_shard(metadata: bytes, key: str, existing: bytes | None,
+                 writes: list[tuple[tuple[Any, ...], np.ndarray[Any, Any]]]) -> bytes:
+    """The bytes of the shard ``key`` after ``writes``, encoded by zarr-python in memory.
+
+    ``metadata`` is the sharded array's ``zarr.json``; ``existing`` the shard's
+    bytes on disk (None: a new shard). Each ``(region, data)`` is written as
+    ``array[region] = data`` into a ``MemoryStore`` array of that metadata, which
+    holds only this shard: zarr merges the writes into the inner chunks already
+    there (untouched inner chunks stay as they were, or absent), writes every
+    written inner chunk even when it is all fill value (``write_empty_chunks``),
+    and builds the shard's index. Nothing touches the disk here.
+    """
+    from zarr.core.buffer import default_buffer_prototype
+
+    buffer = default_buffer_prototype().buffer
+    held = {"zarr.json": buffer.from_bytes(metadata)}
+    if existing is not None:
+        held[key] = buffer.from_bytes(existing)
+    z = zarr()
+    array = z.open_array(store=z.storage.MemoryStore(held), mode="r+")
+    array = array.with_config({"write_empty_chunks": True})
+    for region, data in writes:
+        array[region] = data
+    return bytes(held[key].to_bytes())
 
 
 def resize_axis(path: str | os.PathLike[str], axis: int, length: int) -> None:
