@@ -27,26 +27,20 @@ from acme_core.store import RunInfo, WritesChunks
 from acme_storage.hdf5 import HDF5Store
 from acme_storage.hdf5.links import SHARD_AUTO_CALLS
 from acme_storage.hdf5.shards import SHARD_SUFFIX, STACKING_ATTR
+from stacked_cases import (
+    assert_same_stacked,
+    bad_slot,
+    cases,
+    die_once_then_fail,
+    plane,
+    row,
+    run_sharded,
+    scalar,
+)
 
 
-def run(out: Path, func: Any, n: int, shard: bool | str, *args: Any, **options: Any) -> Any:
-    with ParallelMap(func, list(range(n)), *args, output_dir=str(out), store="hdf5",
-                     store_options={"shard_calls": shard}, logfile=False, progress=False,
-                     verbose=False, **options) as pmap:
-        return pmap.compute()
-
-
-def scalar(i: int) -> float:
-    return float(i) / 2
-
-
-def row(i: int) -> Any:
-    return np.arange(3.0) + 10 * i
-
-
-def plane(i: int) -> Any:
-    """A (2, 3) slot, stacked along the middle axis of ``(2, None, 3)``."""
-    return np.arange(6.0).reshape(2, 3) * i
+def run(out: Path, func: Any, n: int, shard: Any, *args: Any, **options: Any) -> Any:
+    return run_sharded(out, func, n, shard, *args, store="hdf5", **options)
 
 
 def with_extras(i: int) -> Any:
@@ -55,36 +49,7 @@ def with_extras(i: int) -> Any:
     return np.arange(3.0) * i, extra
 
 
-def bad_slot(i: int) -> Any:
-    """Call 4 returns the wrong shape, call 9 a value the dtype cast changes."""
-    if i == 4:
-        return np.zeros(5)
-    if i == 9:
-        return np.array([1.5, 2.0, 3.0])
-    return np.arange(3) + i
-
-
-CASES = {  # function, result_shape, result_dtype
-    "scalar": (scalar, (None,), "float64"),
-    "axis0": (row, (None, 3), "float64"),
-    "middle": (plane, (2, None, 3), "float64"),
-    "cast": (row, (None, 3), "float32"),
-    "extras": (with_extras, (None, 3), "float64"),
-    "failing": (bad_slot, (None, 3), "int16"),
-}
-
-
-def assert_same_stacked(a: Any, b: Any) -> None:
-    """The same ``open_results`` of two stacked runs: values, dtype, mask, extras."""
-    if isinstance(a, list):
-        assert isinstance(b, list) and len(a) == len(b)
-        assert_same_stacked(a[0], b[0])
-        for x, y in zip(a[1:], b[1:], strict=True):
-            assert type(x) is type(y) and np.array_equal(x, y)
-        return
-    assert type(a) is type(b) and a.dtype == b.dtype and a.shape == b.shape
-    np.testing.assert_array_equal(np.ma.getdata(a), np.ma.getdata(b))
-    np.testing.assert_array_equal(np.ma.getmaskarray(a), np.ma.getmaskarray(b))
+CASES = cases(with_extras)  # function, result_shape, result_dtype
 
 
 def slots(data: np.ndarray[Any, Any], dim: int, ids: list[int]) -> np.ndarray[Any, Any]:
@@ -142,16 +107,6 @@ def test_a_call_with_other_extras_is_a_group_linked_from_the_container(client, t
         assert h5f["comp_5"]["result_1"][()] == b"five"
         np.testing.assert_array_equal(h5f["result_0"][5], np.arange(3.0) * 5)
         assert h5f["result_1"][7] == 7  # the extras of the rows: a virtual dataset too
-
-
-def die_once_then_fail(i: int, marker: str, flag: str) -> Any:
-    """Call 7 kills its worker once (mid-shard); call 25 fails until ``flag`` exists."""
-    if i == 25 and not os.path.exists(flag):
-        raise ValueError("call 25 fails this time")
-    if i == 7 and not os.path.exists(marker):
-        Path(marker).touch()
-        os._exit(1)
-    return np.arange(3.0) + i, np.int64(i)
 
 
 def test_a_worker_killed_mid_shard_then_resume(client, tmp_path):

@@ -35,62 +35,26 @@ from acme_storage.zarr.shards import (
     raw_shards,
     read_raw,
 )
+from stacked_cases import (
+    assert_same_stacked,
+    bad_slot,
+    cases,
+    die_once_then_fail,
+    plane,
+    row,
+    run_sharded,
+)
 
 
 def run(out: Path, func: Any, n: int, shard: Any, *args: Any, **options: Any) -> Any:
-    with ParallelMap(func, list(range(n)), *args, output_dir=str(out), store="zarr",
-                     store_options={"shard_calls": shard}, logfile=False, progress=False,
-                     verbose=False, **options) as pmap:
-        return pmap.compute()
-
-
-def scalar(i: int) -> float:
-    return float(i) / 2
-
-
-def row(i: int) -> Any:
-    return np.arange(3.0) + 10 * i
-
-
-def plane(i: int) -> Any:
-    """A (2, 3) slot, stacked along the middle axis of ``(2, None, 3)``; call 0 all zeros."""
-    return np.arange(6.0).reshape(2, 3) * i
+    return run_sharded(out, func, n, shard, *args, store="zarr", **options)
 
 
 def with_extras(i: int) -> Any:
     return np.arange(3.0) * i, np.int32(i)
 
 
-def bad_slot(i: int) -> Any:
-    """Call 4 returns the wrong shape, call 9 a value the dtype cast changes."""
-    if i == 4:
-        return np.zeros(5)
-    if i == 9:
-        return np.array([1.5, 2.0, 3.0])
-    return np.arange(3) + i
-
-
-CASES = {  # function, result_shape, result_dtype
-    "scalar": (scalar, (None,), "float64"),
-    "axis0": (row, (None, 3), "float64"),
-    "middle": (plane, (2, None, 3), "float64"),
-    "cast": (row, (None, 3), "float32"),
-    "extras": (with_extras, (None, 3), "float64"),
-    "failing": (bad_slot, (None, 3), "int16"),
-}
-
-
-def assert_same_stacked(a: Any, b: Any) -> None:
-    """The same ``open_results`` of two stacked runs: values, dtype, mask, extras."""
-    if isinstance(a, list):
-        assert isinstance(b, list) and len(a) == len(b)
-        assert_same_stacked(a[0], b[0])
-        for x, y in zip(a[1:], b[1:], strict=True):
-            assert type(x) is type(y) and np.array_equal(x, y)
-        return
-    assert type(a) is type(b) and a.dtype == b.dtype and a.shape == b.shape
-    np.testing.assert_array_equal(np.ma.getdata(a), np.ma.getdata(b))
-    np.testing.assert_array_equal(np.ma.getmaskarray(a), np.ma.getmaskarray(b))
+CASES = cases(with_extras)  # function, result_shape, result_dtype
 
 
 def shard_files(out: Path, func: Any) -> list[Path]:
@@ -151,16 +115,6 @@ def test_the_shard_index_lists_exactly_the_written_slots(client, tmp_path):
     store.prepare(RunInfo("bad_slot", 12, tmp_path / "run", (12, 3), np.dtype("int16"), 0,
                           resume=True))
     assert sorted(store.existing()) == [8, 10, 11]
-
-
-def die_once_then_fail(i: int, marker: str, flag: str) -> Any:
-    """Call 7 kills its worker once (mid-shard); call 25 fails until ``flag`` exists."""
-    if i == 25 and not os.path.exists(flag):
-        raise ValueError("call 25 fails this time")
-    if i == 7 and not os.path.exists(marker):
-        Path(marker).touch()
-        os._exit(1)
-    return np.arange(3.0) + i, np.int64(i)
 
 
 def test_a_worker_killed_mid_shard_then_resume(client, tmp_path):

@@ -32,7 +32,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import threading
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -43,6 +42,7 @@ from acme_core.fileio import atomic_path, fsync_path, is_partial, remove_partial
 from acme_core.store import BaseStore, RunInfo
 from acme_storage import _layout, _trust, stacking
 from acme_storage._emergency import read_emergency, warn_pickled, write_emergency
+from acme_storage._task_buffers import TaskBuffers
 from acme_storage._values import elements, named_results
 from acme_storage.hdf5 import rows, shards, vds
 from acme_storage.hdf5 import stacked as h5stacked
@@ -176,15 +176,12 @@ class HDF5ShardWriter(HDF5Writer):
         self._setup()
 
     def _setup(self) -> None:
-        # several tasks may run at once in one worker process (threads), and with a
-        # timeout a task's calls run in other threads than the task: buffers are found
-        # by task id, and each task's own buffer by its thread
-        self._open: dict[int, shards.ShardBuffer] = {}
-        self._mine = threading.local()
+        # the buffers of the tasks running in this process (see acme_storage._task_buffers)
+        self._tasks: TaskBuffers[shards.ShardBuffer] = TaskBuffers()
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        del state["_open"], state["_mine"]
+        del state["_tasks"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -196,20 +193,11 @@ class HDF5ShardWriter(HDF5Writer):
 
     def begin_chunk(self, task_ids: list[int]) -> None:
         """Start buffering the calls ``task_ids`` of one task."""
-        buffer = shards.ShardBuffer()
-        self._mine.buffer = buffer
-        self._mine.ids = task_ids
-        for i in task_ids:
-            self._open[i] = buffer
+        self._tasks.begin(task_ids, shards.ShardBuffer())
 
     def end_chunk(self) -> None:
         """Write the task's shard (complete or absent)."""
-        buffer = getattr(self._mine, "buffer", None)
-        ids: list[int] = getattr(self._mine, "ids", [])
-        self._mine.buffer, self._mine.ids = None, []
-        for i in ids:
-            if self._open.get(i) is buffer:
-                del self._open[i]
+        buffer = self._tasks.end()
         if buffer is not None:
             with buffer.lock:
                 self._flush(buffer)
@@ -228,7 +216,7 @@ class HDF5ShardWriter(HDF5Writer):
         datasets = shards.buffered(value, self.collapse)
         if datasets is None:
             return super().write(task_id, value)
-        buffer = self._open.get(task_id)
+        buffer = self._tasks.of(task_id)
         if buffer is None:  # outside a task: a shard of its own, now
             path = self._shard_path(task_id)
             shards.write_shard(path, [(task_id, datasets)], self.compression, self.locking,

@@ -79,6 +79,7 @@ from acme_core.errors import ArgumentValueError
 from acme_core.fileio import write_bytes_atomic
 from acme_core.store import RunInfo
 from acme_storage import stacking
+from acme_storage._task_buffers import TaskBuffers
 from acme_storage.zarr import _zarr
 from acme_storage.zarr.writer import ZarrWriter
 
@@ -347,15 +348,12 @@ class ZarrShardWriter(ZarrWriter):
         self._setup()
 
     def _setup(self) -> None:
-        # several tasks may run at once in one worker process (threads), and with a
-        # timeout a task's calls run in other threads than the task: buffers are found
-        # by task id, and each task's own buffer by its thread (as the HDF5 shards do)
-        self._open: dict[int, _Buffer] = {}
-        self._mine = threading.local()
+        # the buffers of the tasks running in this process (see acme_storage._task_buffers)
+        self._tasks: TaskBuffers[_Buffer] = TaskBuffers()
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
-        del state["_open"], state["_mine"]
+        del state["_tasks"]
         return {**state, "_metadata": None}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -364,25 +362,17 @@ class ZarrShardWriter(ZarrWriter):
 
     def begin_chunk(self, task_ids: list[int]) -> None:
         """Start buffering the slots of the task's calls ``task_ids``."""
-        buffer = _Buffer()
-        self._mine.buffer, self._mine.ids = buffer, task_ids
-        for i in task_ids:
-            self._open[i] = buffer
+        self._tasks.begin(task_ids, _Buffer())
 
     def end_chunk(self) -> None:
         """Write every shard the task's calls touched (complete or absent), or raise."""
-        buffer: _Buffer | None = getattr(self._mine, "buffer", None)
-        ids: list[int] = getattr(self._mine, "ids", [])
-        self._mine.buffer, self._mine.ids = None, []
-        for i in ids:
-            if self._open.get(i) is buffer:
-                del self._open[i]
+        buffer = self._tasks.end()
         if buffer is not None:
             with buffer.lock:
                 self._write_shards(buffer.take())
 
     def _write_slot(self, task_id: int, data: np.ndarray[Any, Any]) -> None:
-        buffer = self._open.get(task_id)
+        buffer = self._tasks.of(task_id)
         if buffer is None:  # outside a task: this call's shard, now
             self._write_shards({task_id: data})
             return
