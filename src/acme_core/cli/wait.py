@@ -20,18 +20,18 @@ __all__ = ["add_parser"]
 def run(args: argparse.Namespace) -> int:
     run_dir, _ = load_run(args.run_dir)
     handle = RunHandle(run_dir)
+    problem = None
     if not handle.wait(progress="auto" if not args.quiet else False, timeout=args.timeout):
-        print(f"{PROG} wait: not finished after {args.timeout} s", file=sys.stderr)
-        print(render(handle.status()))
-        return EXIT_PROBLEM
-    try:
-        handle.results()
-    except ParallelMapError as exc:
-        print(f"{PROG} wait: {str(exc).splitlines()[0]}", file=sys.stderr)
-        print(render(handle.status()))
-        return EXIT_PROBLEM
+        problem = f"not finished after {args.timeout} s"
+    else:
+        try:
+            handle.results()
+        except ParallelMapError as exc:
+            problem = str(exc).splitlines()[0]
+    if problem is not None:
+        print(f"{PROG} wait: {problem}", file=sys.stderr)
     print(render(handle.status()))
-    return EXIT_OK
+    return EXIT_OK if problem is None else EXIT_PROBLEM
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
