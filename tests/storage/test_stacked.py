@@ -65,7 +65,20 @@ def zero_or_fail(x, marker):
     return np.zeros(3) if x == 0 else np.full(3, float(x))
 
 
-def with_pid(x):
+def with_pid(x, meet):
+    """Return the process id; hold the first calls until a second process has run one.
+
+    On a loaded machine one worker can take every short task before the other
+    asks for work; waiting (60 s at most) in a meeting directory makes both
+    workers write, which is what the tests that use this function check. After
+    the wait a marker file lets the remaining calls through at once.
+    """
+    open(os.path.join(meet, str(os.getpid())), "w").close()
+    deadline = time.monotonic() + 60
+    while len(os.listdir(meet)) < 2:
+        if time.monotonic() > deadline:
+            open(os.path.join(meet, "gave-up"), "w").close()
+        time.sleep(0.01)
     return np.full(1000, float(x)), os.getpid()
 
 
@@ -223,7 +236,9 @@ def test_single_file_flag_writes_only_the_container(in_tmp):
 
 def test_single_file_many_workers_leave_a_valid_file_with_every_slot(in_tmp):
     """Calls run one per task on both worker processes; the file is complete and valid."""
-    results, _ = run(with_pid, "hdf5-single", (None, 1000), out="run", chunk_size=1)
+    (in_tmp / "meet").mkdir()
+    results, _ = run(with_pid, "hdf5-single", (None, 1000), out="run", chunk_size=1,
+                     meet=str(in_tmp / "meet"))
     with h5py.File(results[0], "r") as h5f:
         data = h5f["result_0"][()]
         pids = {int(h5f[f"comp_{i}"]["result_1"][()]) for i in range(N)}
@@ -257,7 +272,9 @@ def test_zarr_pickles_what_it_cannot_hold(in_tmp):
 
 
 def test_zarr_stacked_workers_write_their_own_chunks(in_tmp):
-    results, container = run(with_pid, "zarr", (None, 1000), out="run", chunk_size=1)
+    (in_tmp / "meet").mkdir()
+    results, container = run(with_pid, "zarr", (None, 1000), out="run", chunk_size=1,
+                             meet=str(in_tmp / "meet"))
     group = zarr.open_group(container, mode="r")
     array = group["result_0"]
     assert array.chunks == (1, 1000)  # one call per chunk: no writer shares a chunk
