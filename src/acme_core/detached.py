@@ -23,6 +23,13 @@ batch jobs (the job-array backends, a site's own) gets all of this:
   again one per element; the one that exceeds it alone runs again in an element
   with more (step by step, :meth:`DetachedRun.executor_at`), the step kept in the
   record so an attached process goes on from there.
+* **Blocks** (stores that are :class:`~acme_core.store.WritesBlocks`, e.g. zarr
+  shards): the same rule as the dispatcher's (:mod:`acme_core._blocks`), kept
+  with elements: no two elements that have not ended hold calls of one block.
+  Elements are cut at block boundaries (:func:`element_bounds`), and a call to
+  run again whose block an element still holds *waits* (in the record, so an
+  attached process goes on) until that element ended; then a block's waiting
+  calls run in one element (or one at a time, where they must run alone).
 * **Detach and attach**: :func:`submit` returns once the jobs are queued and
   gives the lock free; :class:`RunHandle` (``ParallelMap.attach(output_dir)``,
   ``acme status|wait|cancel``) reports, waits, collects and cancels from any
@@ -34,6 +41,7 @@ batch jobs (the job-array backends, a site's own) gets all of this:
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import json
 import logging
@@ -249,6 +257,11 @@ class DetachedRun:
         #: call -> its memory step (retry_memory_factor; 0 or absent: the run's memory)
         self.memory = {int(k): int(v) for k, v in record.get("memory", {}).items()}
         self._bigger: dict[int, Any] = {0: executor}
+        #: calls per block of a store of blocks (None: no blocks)
+        self.block: int | None = record.get("block_calls")
+        #: call -> (runs alone, memory step): reruns waiting for their block
+        self.waiting = {int(k): (bool(v[0]), int(v[1]))
+                        for k, v in record.get("waiting", {}).items()}
         self.settled: set[int] = set()
         self.states: dict[str, dict[int, tuple[str, str]]] = {}
         self.interval = float(record.get("poll_interval", 2.0))
@@ -295,7 +308,7 @@ class DetachedRun:
                   "python": sys.executable, "cwd": os.getcwd(), **spec}
         run = cls(run_dir, executor, record, key=key)
         n = max(1, min(len(todo), int(executor.plan_elements(len(todo)))))
-        bounds = [round(k * len(todo) / n) for k in range(n + 1)]
+        bounds = element_bounds(todo, n, run.block)
         chunks = []
         for a, b in zip(bounds, bounds[1:], strict=False):
             chunk = dist.chunk(todo[a:b], None)
@@ -348,6 +361,7 @@ class DetachedRun:
         self.record["attempts"] = {str(k): v for k, v in self.attempts.items()}
         self.record["lost"] = {str(k): v for k, v in self.lost.items()}
         self.record["memory"] = {str(k): v for k, v in self.memory.items()}
+        self.record["waiting"] = {str(k): list(v) for k, v in self.waiting.items()}
         body = json.dumps(self.record, sort_keys=True)
         mac = self.key.tag(RECORD_NAME, body.encode()).hex()
         write_bytes_atomic(confined(self.run_dir, RECORD_NAME),
@@ -383,6 +397,8 @@ class DetachedRun:
             self._query(now, changes)
         if changes.resubmit and not self.read_only:
             self._resubmit(changes.resubmit)
+        if self.waiting and not self.read_only:
+            self._release(changes)
         return changes
 
     def _query(self, now: float, changes: Changes) -> None:
@@ -455,7 +471,8 @@ class DetachedRun:
     def _lost(self, element: Element, changes: Changes, cause: str) -> None:
         """The element ended without finishing its calls: run them again, or give up."""
         unsettled = [i for i in element.ids if self.owner.get(i) == element.key
-                     and i not in self.settled and i not in changes.resubmit]
+                     and i not in self.settled and i not in changes.resubmit
+                     and i not in self.waiting]
         if not unsettled:
             return
         where = self._job_of(element)
@@ -560,7 +577,8 @@ class DetachedRun:
         if "fatal" in entry:
             element.fatal = str(entry["fatal"])
             for i in element.ids:
-                if self.owner.get(i) == element.key and i not in self.settled:
+                if (self.owner.get(i) == element.key and i not in self.settled
+                        and i not in self.waiting):
                     error = RuntimeError(f"the element could not run its calls: "
                                          f"{element.fatal.splitlines()[0]}")
                     self._settle_failed(CallOutcome(i, False, error=error,
@@ -604,9 +622,10 @@ class DetachedRun:
 
         Calls lost once more, calls isolated after an element exceeded its memory and
         calls given more memory run one per element, so a call that kills its element
-        is found and fails (or gets more memory) alone.
+        is found and fails (or gets more memory) alone. With blocks the calls wait
+        for their blocks first (:meth:`_release`).
         """
-        groups: dict[tuple[str, int], list[int]] = {}
+        rerun: dict[int, tuple[bool, int]] = {}
         for i, why in sorted(calls.items()):
             if why in ("lost", "alone"):
                 self.lost[i] = self.lost.get(i, 0) + 1
@@ -615,8 +634,19 @@ class DetachedRun:
             else:
                 self.attempts[i] = self.attempts.get(i, 0) + 1
             level = self.memory.get(i, 0)
-            alone = why == "alone" or level > 0 or (why == "lost" and self.lost[i] > 1)
+            rerun[i] = (why == "alone" or level > 0 or (why == "lost" and self.lost[i] > 1),
+                        level)
+        if self.block is not None:
+            self.waiting.update(rerun)
+            self.save()  # the waiting calls, for a process that attaches later
+            return
+        groups: dict[tuple[str, int], list[int]] = {}
+        for i, (alone, level) in rerun.items():
             groups.setdefault((str(i) if alone else self.owner[i], level), []).append(i)
+        self._submit_groups(groups)
+
+    def _submit_groups(self, groups: dict[tuple[str, int], list[int]]) -> None:
+        """One new element per group ``(name, memory step) -> calls``, a batch per step."""
         batches: dict[int, list[tuple[list[int], bytes]]] = {}
         for (_, level), ids in groups.items():
             sources: dict[str, list[int]] = {}
@@ -627,12 +657,62 @@ class DetachedRun:
         for level, chunks in sorted(batches.items()):
             self._submit_batch(chunks, self.executor_at(level))
 
+    def _release(self, changes: Changes) -> None:
+        """Waiting calls whose block no element holds any more run: one element per block.
+
+        A block's waiting calls go together (those of its first call's memory step),
+        or only its first call when that one runs alone; the rest wait for that
+        element in turn. A cancelled run's waiting calls fail.
+        """
+        if self.cancelled():
+            for i in sorted(self.waiting):
+                text = "the run was cancelled before the call finished"
+                self._settle_failed(CallOutcome(i, False, error=RuntimeError(text),
+                                                traceback=text, worker_lost=True), changes)
+            self.waiting.clear()
+            return
+        assert self.block is not None
+        size = self.block
+        held = {i // size for e in self.elements.values() if not e.ended for i in e.ids}
+        per_block: dict[int, list[int]] = {}
+        for i in sorted(self.waiting):
+            if i // size not in held:
+                per_block.setdefault(i // size, []).append(i)
+        groups: dict[tuple[str, int], list[int]] = {}
+        for block, ids in per_block.items():
+            alone, level = self.waiting[ids[0]]
+            take = [ids[0]] if alone else [i for i in ids if self.waiting[i] == (False, level)]
+            groups[(str(block), level)] = take
+            for i in take:
+                del self.waiting[i]
+        if groups:
+            self._submit_groups(groups)  # saves the record, waiting calls included
+
     def cancel(self) -> list[str]:
         """Cancel every job of the run (one command); the ids cancelled."""
         ids = [str(j["job_id"]) for j in self.record["jobs"]]
         if ids:
             self.executor.cancel_jobs(ids)
         return ids
+
+
+def element_bounds(todo: list[int], n: int, block: int | None) -> list[int]:
+    """Where ``todo`` (ascending call ids) is cut into about ``n`` elements.
+
+    With blocks of ``block`` calls every cut falls between two blocks (the cut
+    nearest to the even one), so each block's calls go whole to one element;
+    there are then at most as many elements as blocks.
+    """
+    even = [round(k * len(todo) / n) for k in range(n + 1)]
+    if block is None:
+        return even
+    starts = [0] + [p for p in range(1, len(todo)) if todo[p] // block != todo[p - 1] // block]
+    cuts = {0, len(todo)}
+    for target in even[1:-1]:
+        k = bisect.bisect_left(starts, target)
+        near = [starts[j] for j in (k - 1, k) if 0 <= j < len(starts)]
+        cuts.add(min(near, key=lambda s: abs(s - target)))
+    return sorted(cuts)
 
 
 def drive(run: DetachedRun, ledger: Any, cancel_on_interrupt: bool,
@@ -709,30 +789,17 @@ def run_spec(loop: Any, executor: Any, store: Any,
 
 def launch(loop: Any, ledger: Any, todo: list[int], store: Any,
            store_options: dict[str, Any] | None, executor: Any) -> DetachedRun:
-    """Launch the calls ``todo`` of a ParallelMap's run loop as a detached run.
-
-    Raises
-    ------
-    acme_core.errors.ArgumentValueError
-        The store shares files between the calls of blocks
-        (:class:`acme_core.store.WritesBlocks`): elements and their reruns do not
-        keep two writers of one block apart yet (``parameter="backend"``).
-    """
-    info = getattr(store, "run", None)
-    if isinstance(info, RunInfo) and block_calls_of(store, info) is not None:
-        raise ArgumentValueError(
-            f"store {getattr(store, 'name', store)!r} writes blocks of calls into shared files "
-            f"(as its `store_options` ask), which a detached run on backend "
-            f"{getattr(executor, 'name', type(executor).__name__)!r} cannot keep apart yet: "
-            f"use a dask backend, or no shards", parameter="backend")
+    """Launch the calls ``todo`` of a ParallelMap's run loop as a detached run."""
     run_dir = ledger.manifest.run_dir
     allow = bool(executor.detached_options().get("allow_local_run_dir", False))
     check_shared_directory(run_dir, allow)
     dist = loop.dist
     context = TaskContext(loop.func, store.writer(), dist.n_args, dist.pass_task_id,
                           dist.shared)
-    return DetachedRun.launch(run_dir, executor, context, dist, todo,
-                              run_spec(loop, executor, store, store_options))
+    info = getattr(store, "run", None)
+    block = block_calls_of(store, info) if isinstance(info, RunInfo) else None
+    spec = {**run_spec(loop, executor, store, store_options), "block_calls": block}
+    return DetachedRun.launch(run_dir, executor, context, dist, sorted(todo), spec)
 
 
 def run_whole(loop: Any, ledger: Any, todo: list[int], store: Any,

@@ -57,8 +57,9 @@ A store class may also define
   meanwhile. Why a rule in the dispatcher and not locks: locks on shared
   file systems are unreliable or absent (NFS, Lustre without flock), and a
   killed worker would hold them; the dispatcher already knows every task in
-  flight. Backends that do not go through the dispatcher (detached runs, job
-  arrays) do not keep the rule yet.
+  flight. Detached runs (job arrays) keep the same rule with their elements
+  (:mod:`acme_core.detached`: elements cut at block boundaries, reruns waiting
+  for their blocks).
 
 What a reader trusts: ``read`` and ``existing`` derive every name from the
 manifest's ``func_name`` and task ids (:func:`acme_core.run_directory.confined`),

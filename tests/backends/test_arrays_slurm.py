@@ -224,6 +224,28 @@ def test_resume(tmp_path):
     assert len(paths) == 9 and all(paths)
 
 
+def test_zarr_shards_on_elements_then_resume_into_the_same_shards(tmp_path):
+    """Elements write zarr shards of 3 calls; the failed calls' rerun completes them."""
+    out = tmp_path / "run"
+    flag = tmp_path / "flag"
+    flag.touch()
+    kwargs = dict(output_dir=out, store="zarr", store_options={"shard_calls": 3},
+                  result_shape=(None,), backend="slurm-array", n_workers=2,
+                  mem_per_worker="300MB", backend_options=FAST)
+    with pytest.raises(ParallelMapError) as info, \
+            ParallelMap(arr_fails_while, list(range(9)), str(flag), **kwargs) as pmap:
+        pmap.compute()
+    assert sorted(info.value.failed) == [0, 3, 6]
+    got = open_results(out)
+    assert list(got.mask) == [x % 3 == 0 for x in range(9)]
+    flag.unlink()
+    with ParallelMap(arr_fails_while, list(range(9)), str(flag), resume=True, **kwargs) as pmap:
+        pmap.compute()
+    assert list(open_results(out)) == [x * 10 for x in range(9)]
+    shards = sorted(os.listdir(out / "arr_fails_while.zarr" / "result_0"))
+    assert shards == ["c.0", "c.1", "c.2", "zarr.json"]
+
+
 def test_acme_cancel_empties_the_queue(tmp_path):
     out = tmp_path / "run"
     pmap = ParallelMap(arr_slow, list(range(6)), seconds=30, output_dir=out, write_pickle=True,

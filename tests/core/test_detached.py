@@ -9,6 +9,7 @@ verifies against the run's key.
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import signal
@@ -19,17 +20,21 @@ import time
 from pathlib import Path
 
 import cloudpickle
+import numpy as np
 import pytest
 
 import acme_core.detached as detached_module
-from acme_core import ParallelMap
-from acme_core.detached import RunHandle
+import block_recorder
+from acme_core import ParallelMap, open_results
+from acme_core.detached import RunHandle, element_bounds
 from acme_core.element import chunk_name, outcome_name
 from acme_core.errors import NoRunError, ParallelMapError, RunDirectoryError, UsageError
 from acme_core.executor import ElementJob, RunsDetached
 from acme_core.signed import KEY_DIR_ENV, RunKey
+from block_recorder import BlockRecorder, overlaps, square
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
+cloudpickle.register_pickle_by_value(block_recorder)
 
 
 class LocalElements:
@@ -277,14 +282,75 @@ def test_removing_a_run_directory_removes_its_key_and_no_other(tmp_path):
     assert not RunKey.path_of(ids[0]).exists()
 
 
-def test_a_store_of_blocks_is_refused_before_any_element_starts(tmp_path):
-    """Elements and their reruns do not keep the block rule (acme_core.store.WritesBlocks)."""
-    from acme_core.errors import ArgumentValueError
+def vec2(x):
+    return np.arange(2) * x + 0.5
+
+
+def slow_square(x, marks, fail_once="", die_at=-1):
+    """``block_recorder.square`` after 0.2 s; kills its element every time at ``die_at``."""
+    time.sleep(0.2)
+    if x == die_at:
+        os._exit(9)
+    return square(x, marks, fail_once)
+
+
+def test_element_bounds_fall_between_blocks():
+    assert element_bounds(list(range(10)), 5, None) == [0, 2, 4, 6, 8, 10]
+    assert element_bounds(list(range(10)), 5, 3) == [0, 3, 6, 9, 10]  # one block each
+    assert element_bounds(list(range(10)), 2, 3) == [0, 6, 10]
+    assert element_bounds([1, 2, 7, 8, 9, 13], 3, 4) == [0, 2, 3, 6]  # blocks 0 | 1 | 2-3
+    assert element_bounds(list(range(4)), 3, 100) == [0, 4]  # one block: one element
+
+
+def test_zarr_shards_run_on_detached_elements(tmp_path):
+    """Elements cut at the shards' blocks write the shards; zarr reads them back."""
+    import zarr
 
     out = tmp_path / "run"
-    with ParallelMap(double, list(range(6)), output_dir=out, store="zarr",
-                     store_options={"shard_calls": 2}, result_shape=(None,),
-                     backend=LocalElements, progress=False) as pmap:
-        with pytest.raises(ArgumentValueError, match="cannot keep apart yet"):
-            pmap.compute()
-    assert not (out / ".acme_detached").exists()
+    with ParallelMap(vec2, list(range(10)), output_dir=out, store="zarr",
+                     store_options={"shard_calls": 3}, result_shape=(None, 2),
+                     backend=LocalElements(calls_per_element=2), progress=False) as pmap:
+        pmap.compute()
+    record = json.loads((out / ".acme_detached" / "run.json").read_text())["record"]
+    assert record["block_calls"] == 3
+    assert [e["ids"] for e in record["elements"]] == [[[0, 2]], [[3, 5]], [[6, 8]], [[9, 9]]]
+    expected = np.stack([vec2(x) for x in range(10)])
+    np.testing.assert_array_equal(open_results(out), expected)
+    array = zarr.open_group(out / "vec2.zarr", mode="r")["result_0"]
+    np.testing.assert_array_equal(array[...], expected)
+    shards = sorted(os.listdir(out / "vec2.zarr" / "result_0"))
+    assert shards == ["c.0.0", "c.1.0", "c.2.0", "c.3.0", "zarr.json"]  # a file per block
+
+
+def test_reruns_wait_until_no_element_holds_their_block(tmp_path):
+    """A retried call waits for the element still running its block's other calls."""
+    logs, marks = tmp_path / "log", tmp_path / "marks"
+    logs.mkdir()
+    marks.mkdir()
+    with ParallelMap(slow_square, list(range(12)), str(marks), fail_once="4,9",
+                     store=BlockRecorder, store_options={"log_dir": str(logs), "block": 4},
+                     output_dir=tmp_path / "run", retries=1,
+                     backend=LocalElements(calls_per_element=4), progress=False) as pmap:
+        results = pmap.compute()
+    assert list(results) == [x * x for x in range(12)]
+    assert overlaps(logs, 4) == []
+    retried = [json.loads(p.read_text())["ids"] for p in logs.glob("*.json")]
+    assert [4] in retried and [9] in retried  # the retries ran, in elements of their own
+
+
+def test_calls_run_alone_one_at_a_time_per_block(tmp_path):
+    """Calls of a block that keeps killing its element run alone, never two at once."""
+    logs, marks = tmp_path / "log", tmp_path / "marks"
+    logs.mkdir()
+    marks.mkdir()
+    with pytest.raises(ParallelMapError) as info, \
+            ParallelMap(slow_square, list(range(8)), str(marks), die_at=1,
+                        store=BlockRecorder, store_options={"log_dir": str(logs), "block": 4},
+                        output_dir=tmp_path / "run",
+                        backend=LocalElements(calls_per_element=4), progress=False) as pmap:
+        pmap.compute()
+    assert list(info.value.failed) == [1]
+    assert overlaps(logs, 4) == []
+    written = {int(k) for p in logs.glob("*.json")
+               for k in json.loads(p.read_text())["values"]}
+    assert written == set(range(8)) - {1}

@@ -10,93 +10,16 @@ chunks, retries, a lost worker's calls run one by one, and a second ``compute()`
 from __future__ import annotations
 
 import json
-import os
-import time
-import uuid
 from collections import deque
 from pathlib import Path
-from typing import Any, ClassVar
 
 import pytest
 
 from acme_core import ParallelMap, ParallelMapError
 from acme_core._blocks import Blocks
 from acme_core.errors import PluginError
-from acme_core.fileio import write_bytes_atomic
-from acme_core.store import BaseStore, RunInfo, WritesBlocks, WritesChunks, block_calls_of
-
-
-class RecordingWriter:
-    """Buffers a task's values; at ``end_chunk`` records the task's interval and blocks."""
-
-    def __init__(self, log_dir: str, block: int | None) -> None:
-        self.log_dir = log_dir
-        self.block = block
-        self.ids: list[int] = []
-        self.start = 0.0
-
-    def begin_chunk(self, task_ids: list[int]) -> None:
-        self.ids = list(task_ids)
-        self.start = time.time()
-
-    def write(self, task_id: int, value: Any) -> Any:
-        return value
-
-    def end_chunk(self) -> None:
-        time.sleep(0.01)  # a writer busy for a while: overlaps would show
-        record = {"ids": self.ids, "start": self.start, "end": time.time(), "pid": os.getpid()}
-        write_bytes_atomic(Path(self.log_dir) / f"{uuid.uuid4().hex}.json",
-                           json.dumps(record).encode())
-
-
-class BlockRecorder(BaseStore):
-    """A store of blocks of ``block`` calls whose writers record their intervals."""
-
-    name: ClassVar[str] = "block-recorder"
-
-    def __init__(self, log_dir: str = "", block: int | None = 7) -> None:
-        super().__init__()
-        self.log_dir = log_dir
-        self.block = block
-
-    def block_calls(self, run: RunInfo) -> int | None:
-        return self.block
-
-    def writer(self) -> RecordingWriter:
-        return RecordingWriter(self.log_dir, self.block)
-
-    @classmethod
-    def read(cls, run_dir: Path, manifest: dict[str, Any]) -> Any:  # pragma: no cover
-        raise NotImplementedError
-
-
-def overlaps(log_dir: Path, block: int) -> list[tuple[int, dict[str, Any], dict[str, Any]]]:
-    """Every pair of recorded tasks that held one block at the same time."""
-    per_block: dict[int, list[dict[str, Any]]] = {}
-    for path in log_dir.glob("*.json"):
-        record = json.loads(path.read_text())
-        for b in {i // block for i in record["ids"]}:
-            per_block.setdefault(b, []).append(record)
-    found = []
-    for b, records in per_block.items():
-        records.sort(key=lambda r: r["start"])
-        for first, second in zip(records, records[1:], strict=False):
-            if second["start"] < first["end"]:
-                found.append((b, first, second))
-    return found
-
-
-def square(x: int, marks: str, fail_once: str = "", die_once: int = -1) -> int:
-    """x * x; fails once for the ids in ``fail_once`` ("5,6"), kills its worker once for
-    ``die_once``. (A string: a tuple would be split among the calls like ``x``.)"""
-    mark = Path(marks, str(x))
-    if str(x) in fail_once.split(",") and not mark.exists():
-        mark.touch()
-        raise ValueError(f"call {x} fails once")
-    if x == die_once and not mark.exists():
-        mark.touch()
-        os._exit(1)
-    return x * x
+from acme_core.store import RunInfo, WritesBlocks, WritesChunks, block_calls_of
+from block_recorder import BlockRecorder, overlaps, square
 
 
 @pytest.fixture
@@ -136,13 +59,17 @@ def test_no_two_tasks_in_flight_hold_one_block(client, logs, chunk_size) -> None
 @pytest.mark.slow
 def test_a_lost_workers_calls_and_a_second_compute_keep_the_rule(client, logs) -> None:
     n = 120
+    # calls 30 and 31 fail until `allow` exists: also when the worker killed by call 60
+    # took their finished task down with it and they ran again one by one
+    allow = logs.parent / "allow"
     with ParallelMap(square, list(range(n)), str(logs.parent / "marks"), fail_once="30,31",
-                     die_once=60, store=BlockRecorder,
+                     die_once=60, fail_until=str(allow), store=BlockRecorder,
                      store_options={"log_dir": str(logs), "block": 10},
                      output_dir=str(logs.parent / "run"), chunk_size=4,
                      progress=False) as pmap:
         with pytest.raises(ParallelMapError, match=r"2/120 calls"):
             pmap.compute()
+        allow.touch()
         results = pmap.compute()  # only calls 30 and 31 run again
     assert list(results) == [x * x for x in range(n)]
     assert overlaps(logs, 10) == []
