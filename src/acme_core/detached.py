@@ -602,7 +602,8 @@ class DetachedRun:
 
     def _failed(self, element: Element, failure: dict[str, Any], changes: Changes) -> None:
         i = failure.get("id")
-        if not isinstance(i, int) or self.owner.get(i) != element.key or i in self.settled:
+        if (not isinstance(i, int) or self.owner.get(i) != element.key or i in self.settled
+                or i in self.waiting):  # judged already: it waits to run again
             return
         error = _rebuild_error(failure)
         text = str(failure.get("traceback") or f"{type(error).__name__}: {error}")
@@ -917,7 +918,7 @@ class RunHandle:
         reasons: Counter[str] = Counter()
         for element in run.elements.values():
             calls = sum(1 for i in element.ids if run.owner.get(i) == element.key
-                        and i not in done and i not in failed)
+                        and i not in done and i not in failed and i not in run.waiting)
             state = None if element.ended else run.element_state(element)
             if element.ended or not calls:
                 lost += calls if element.ended else 0
@@ -928,6 +929,10 @@ class RunHandle:
                 reasons[state[1] or "waiting"] += calls
             else:
                 running += calls
+        waiting = sum(1 for i in run.waiting if i not in done and i not in failed)
+        if waiting:  # reruns waiting for an element that holds their block (zarr shards)
+            pending += waiting
+            reasons["waiting for the element holding its block"] += waiting
         return RunStatus(str(self.run_dir), str(manifest.get("func_name")),
                          int(manifest["n_calls"]), len(done), failed, running, pending, lost,
                          dict(reasons), [str(j["job_id"]) for j in run.record["jobs"]],

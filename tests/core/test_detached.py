@@ -338,6 +338,38 @@ def test_reruns_wait_until_no_element_holds_their_block(tmp_path):
     assert [4] in retried and [9] in retried  # the retries ran, in elements of their own
 
 
+def fails_once_at_0_else_slow(x, marks):
+    if x == 0:
+        return square(x, marks, fail_once="0")
+    time.sleep(2.0)
+    return x * x
+
+
+def test_a_waiting_rerun_is_kept_in_the_record_and_reported(tmp_path, monkeypatch):
+    """The waiting calls survive the waiting process; ``status()`` says why they wait."""
+    import acme_core.plugins
+
+    stores = {**acme_core.plugins.list_stores(), BlockRecorder.name: BlockRecorder}
+    monkeypatch.setattr(acme_core.plugins, "list_stores", lambda: stores)  # attach finds it
+    logs, marks, out = tmp_path / "log", tmp_path / "marks", tmp_path / "run"
+    logs.mkdir()
+    marks.mkdir()
+    handle = ParallelMap(fails_once_at_0_else_slow, list(range(4)), str(marks),
+                         store=BlockRecorder, store_options={"log_dir": str(logs), "block": 4},
+                         output_dir=out, retries=1,
+                         backend=LocalElements(calls_per_element=4)).submit()
+    deadline = time.monotonic() + 30
+    record: dict = {}
+    while not record.get("waiting") and time.monotonic() < deadline:
+        handle.wait(progress=False, timeout=0.3)  # a process that waits a while, then stops
+        record = json.loads((out / ".acme_detached" / "run.json").read_text())["record"]
+    assert record["waiting"] == {"0": [False, 0]}  # call 0: a retry, for block 0
+    status = handle.status()
+    assert status.reasons.get("waiting for the element holding its block") == 1
+    assert ParallelMap.attach(out).results(progress=False) == [0, 1, 4, 9]
+    assert overlaps(logs, 4) == []
+
+
 def test_calls_run_alone_one_at_a_time_per_block(tmp_path):
     """Calls of a block that keeps killing its element run alone, never two at once."""
     logs, marks = tmp_path / "log", tmp_path / "marks"
