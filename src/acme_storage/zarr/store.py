@@ -97,7 +97,7 @@ from acme_core.fileio import final_name_of, remove_partials
 from acme_core.store import BaseStore, RunInfo
 from acme_storage import _layout, _trust, stacking
 from acme_storage._emergency import read_emergency
-from acme_storage.zarr import _zarr
+from acme_storage.zarr import _zarr, rows
 from acme_storage.zarr import shards as zshards
 from acme_storage.zarr._fast import FastChunks, whole_slot_chunks
 from acme_storage.zarr.writer import EXTENT, ZarrWriter
@@ -205,7 +205,8 @@ class ZarrStore(BaseStore):
             self._stacked_layout(run.result_shape, run.stacking_dim, run.result_dtype)
         if not run.resume:
             fn = run.func_name
-            _trust.refuse_leftovers(run.output_dir, [_layout.container(Path(), fn, ".zarr").name],
+            _trust.refuse_leftovers(run.output_dir, [_layout.container(Path(), fn, ".zarr").name,
+                                                     _layout.payload_dir(Path(), fn).name],
                                     fn, (".pickle",))
 
     @property
@@ -213,6 +214,16 @@ class ZarrStore(BaseStore):
         """``<out>/<fn>.zarr``."""
         assert self.run is not None
         return _layout.container(self.out, self.run.func_name, ".zarr")
+
+    @property
+    def payload(self) -> Path:
+        """``<out>/<fn>_payload``: the zip shards of a run without ``result_shape``."""
+        assert self.run is not None
+        return _layout.payload_dir(self.out, self.run.func_name)
+
+    def rows(self, run: RunInfo) -> bool:
+        """Whether ``run`` writes a zip shard per task (:mod:`acme_storage.zarr.rows`)."""
+        return zshards.rows_of(self.shard_calls, run)
 
     def block_calls(self, run: RunInfo) -> int | None:
         """Calls per shard (:class:`acme_core.store.WritesBlocks`); None when not sharded."""
@@ -227,6 +238,8 @@ class ZarrStore(BaseStore):
         super().prepare(run)
         self.results_container = str(self.root)
         if run.resume and (self.root / "zarr.json").exists():
+            if self.rows(run):
+                self.payload.mkdir(exist_ok=True)
             inf = stacking.unlimited_axis(run.result_shape or ())
             if inf is not None:
                 # new results may be longer than the extent an earlier finalize set
@@ -237,6 +250,8 @@ class ZarrStore(BaseStore):
         group = _zarr.open_group(self.root, "w")
         if run.result_shape is not None:
             self._create_stacked(group, run)
+        if self.rows(run):
+            self.payload.mkdir(exist_ok=True)
 
     def _create_stacked(self, group: _zarr.ZGroup, run: RunInfo) -> None:
         assert run.result_shape is not None and run.stacking_dim is not None
@@ -293,10 +308,13 @@ class ZarrStore(BaseStore):
         """The picklable writer the tasks use."""
         assert self.run is not None
         run = self.run
+        args = (str(self.root), run.func_name, run.result_shape, run.stacking_dim,
+                str(run.result_dtype) if run.result_dtype is not None else None,
+                self._compressors(), self.chunks)
+        if self.rows(run):
+            return rows.ZarrRowsWriter(*args, payload=str(self.payload))
         cls = ZarrWriter if self.block_calls(run) is None else zshards.ZarrShardWriter
-        return cls(str(self.root), run.func_name, run.result_shape, run.stacking_dim,
-                   str(run.result_dtype) if run.result_dtype is not None else None,
-                   self._compressors(), self.chunks, fast=self._fast())
+        return cls(*args, fast=self._fast())
 
     def existing(self) -> dict[int, Any]:
         """Task id -> reference of every call with data on disk."""
@@ -321,6 +339,10 @@ class ZarrStore(BaseStore):
             if pickled is not None and pickled < run.n_calls and not entry.is_symlink() \
                     and _trust.whole_pickle(entry.path):
                 found[pickled] = entry.path
+        # zip shards (a call's own pickle or group wins over a copy in a shard)
+        index = rows.RowsIndex(self.out, run.func_name, run.n_calls)
+        for i in index.where.keys() - found.keys():
+            found[i] = str(index.path(i))
         return found
 
     def finalize(self, references: list[Any], failed: set[int]) -> list[Any]:
@@ -332,7 +354,7 @@ class ZarrStore(BaseStore):
         # ours (".<name>.<hex>.partial") next to the container, and inside it also
         # zarr-python's own ("<stem>.<uuid>.partial"); no key of the container ends so
         remove_partials(self.out, match=self._is_own_temporary)
-        for directory in (self.root, self.root / "result_0", self.root / EXTENT):
+        for directory in (self.root, self.root / "result_0", self.root / EXTENT, self.payload):
             remove_partials(directory, match=lambda name: name.endswith(".partial"))
         inf = stacking.unlimited_axis(run.result_shape or ())
         if inf is not None:
@@ -367,7 +389,10 @@ class ZarrStore(BaseStore):
             raise NoRunError(f"{run_dir} has no zarr container {name}")
         group = _zarr.open_group(root)
         if manifest.get("result_shape") is None:
-            return [_read_call(group, run_dir, run.func_name, i, i in run.pickled)
+            index = rows.RowsIndex(run_dir, run.func_name, run.n_calls)
+            in_shards = index.read(sorted(run.finished - run.pickled)) if index.where else {}
+            return [in_shards[i] if i in in_shards
+                    else _read_call(group, run_dir, run.func_name, i, i in run.pickled)
                     if i in run.finished else None for i in range(run.n_calls)]
         for array in ("result_0", EXTENT):  # zarr follows links: none may leave the run
             _trust.inside(run_dir, name, array)

@@ -1,0 +1,209 @@
+"""A zarr v3 group in one zip file: the ``"rows"`` shards' format (:mod:`.rows`).
+
+A shard is a plain zip archive (``ZIP_STORED``, no compression of its own) whose
+entry names are zarr keys (``zarr.json``, ``acme_ids/c/0``,
+``comp_7/result_0/zarr.json``, ...), which is what zarr-python's
+``ZipStore`` reads::
+
+    import zarr
+    group = zarr.open_group(zarr.storage.ZipStore(path, mode="r"), mode="r")
+    group["acme_ids"][...], group["acme_block/result_0"][...]
+
+Why a zip and not a directory store: a zip is *one* file, written once under a
+temporary name and renamed (complete or absent), where a directory store is a
+file per key (three per call: what made the per-call layout slow and a metadata
+server's burden, issue 16).
+
+Entries are made in two ways:
+
+* **by hand** for the common case: an uncompressed array of plain numbers
+  (bool, ints, floats, complex) held as one chunk. Its chunk bytes are fixed by
+  the zarr v3 spec (the ``bytes`` codec: the values in C order, little endian)
+  and its ``zarr.json`` is zarr-python's own, made once per dtype and shape
+  (:func:`_metadata`, cached per process). Nothing else per array.
+* **through zarr-python** (:func:`_through_zarr`: an array created in a
+  ``MemoryStore`` and its keys taken) for the rest: compressed arrays (the
+  store's ``compression`` codecs), text, fixed-length bytes, empty arrays, and
+  arrays split into several chunks (the store's ``chunks`` option). That is the
+  per-call layout's own code (:func:`acme_storage.zarr._zarr.write_group`'s
+  arrays), so a value reads back the same from either layout.
+
+Reading (:class:`ZipGroup`) mirrors it: an array whose metadata says "one
+uncompressed chunk of plain numbers" is read with ``np.frombuffer``; anything
+else is opened with zarr-python through its ``ZipStore``.
+``tests/storage/test_zarr_rows.py`` checks zarr-python reading the by-hand entries.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import zipfile
+from typing import Any
+
+import numpy as np
+
+from acme_core.fileio import atomic_path, fsync_path
+from acme_storage._values import decoded
+from acme_storage.zarr import _zarr
+
+__all__ = ["ZipGroup", "array_entries", "group_entry", "write_zip"]
+
+#: numpy kinds whose one uncompressed chunk is made and read by hand
+_RAW_KINDS = frozenset("biufc")
+#: a fixed timestamp for every entry: the same values give the same bytes
+_DATE = (1980, 1, 1, 0, 0, 0)
+
+
+def _plain(data: Any, is_text: bool) -> bool:
+    return (not is_text and isinstance(data, np.ndarray) and data.dtype.kind in _RAW_KINDS
+            and data.dtype.fields is None and data.size > 0)
+
+
+@functools.lru_cache(maxsize=256)
+def _metadata(dtype: str, shape: tuple[int, ...]) -> bytes:
+    """zarr-python's ``zarr.json`` of an uncompressed one-chunk array (cached)."""
+    z = _zarr.zarr()
+    held: dict[str, Any] = {}
+    group = z.open_group(store=z.storage.MemoryStore(held), mode="w", zarr_format=3)
+    group.create_array("a", shape=shape, dtype=np.dtype(dtype), chunks=shape or (),
+                       compressors=None, filters=None)
+    return bytes(held["a/zarr.json"].to_bytes())
+
+
+@functools.lru_cache(maxsize=1)
+def group_entry() -> bytes:
+    """zarr-python's ``zarr.json`` of an empty group."""
+    z = _zarr.zarr()
+    held: dict[str, Any] = {}
+    z.open_group(store=z.storage.MemoryStore(held), mode="w", zarr_format=3)
+    return bytes(held["zarr.json"].to_bytes())
+
+
+def _chunk_key(ndim: int) -> str:
+    return "c" if ndim == 0 else "c/" + "/".join("0" * ndim)
+
+
+def array_entries(prefix: str, data: Any, is_text: bool, codecs: Any,
+                  chunks: tuple[int, ...] | None = None) -> dict[str, Any]:
+    """The zip entries (key -> bytes) of the array ``prefix`` holding ``data``.
+
+    ``codecs`` and ``chunks`` as the per-call layout takes them
+    (:func:`acme_storage.zarr._zarr.write_group`); see the module docstring.
+    """
+    split = chunks is not None and isinstance(data, np.ndarray) and len(chunks) == data.ndim \
+        and tuple(chunks) != data.shape
+    if codecs is None and not split and _plain(data, is_text):
+        # astype, not ascontiguousarray: that makes a 0-d array 1-d
+        little = data.astype(data.dtype.newbyteorder("<"), order="C", copy=False)
+        meta = _metadata(little.dtype.str, little.shape)
+        return {f"{prefix}/zarr.json": meta,
+                f"{prefix}/{_chunk_key(little.ndim)}": little.reshape(-1).view(np.uint8).data}
+    return _through_zarr(prefix, data, is_text, codecs, chunks)
+
+
+def _through_zarr(prefix: str, data: Any, is_text: bool, codecs: Any,
+                  chunks: tuple[int, ...] | None) -> dict[str, Any]:
+    """The entries of one array as zarr-python writes it (into memory)."""
+    z = _zarr.zarr()
+    held: dict[str, Any] = {}
+    group = z.open_group(store=z.storage.MemoryStore(held), mode="w", zarr_format=3)
+    _zarr.create_array(group, "a", data, is_text, codecs, chunks)
+    return {f"{prefix}/{key[2:]}": value.to_bytes()
+            for key, value in held.items() if key.startswith("a/")}
+
+
+def write_zip(path: str, entries: dict[str, Any], fsync: bool = True) -> None:
+    """Write ``entries`` as the zip ``path``: temporary name, fsync, rename."""
+    with atomic_path(path) as tmp:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
+            for key, data in entries.items():
+                zf.writestr(zipfile.ZipInfo(key, date_time=_DATE), data)
+        if fsync:
+            fsync_path(tmp)
+
+
+class ZipGroup:
+    """One zip shard opened for reading (see the module docstring); use as a context manager.
+
+    Raises
+    ------
+    OSError, zipfile.BadZipFile
+        The file is missing or not a complete zip (a crash cut it short).
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.zip = zipfile.ZipFile(path)
+        self.names = frozenset(self.zip.namelist())
+        self._zarr_group: Any = None
+
+    def __enter__(self) -> ZipGroup:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the zip (and zarr's view of it)."""
+        if self._zarr_group is not None:
+            self._zarr_group.store.close()
+        self.zip.close()
+
+    def has(self, prefix: str) -> bool:
+        """Whether the node ``prefix`` (array or group) is in the shard."""
+        return f"{prefix}/zarr.json" in self.names
+
+    def members(self, prefix: str = "") -> list[str]:
+        """The names of the nodes directly inside the group ``prefix``."""
+        head = f"{prefix}/" if prefix else ""
+        found = {name[len(head):].split("/", 1)[0] for name in self.names
+                 if name.startswith(head) and name.endswith("/zarr.json")
+                 and name.count("/") == head.count("/") + 1}
+        return sorted(found)
+
+    def array(self, prefix: str) -> np.ndarray[Any, Any]:
+        """The array ``prefix`` (by hand when it is one plain chunk, else through zarr)."""
+        raw = self._by_hand(prefix)
+        if raw is not None:
+            return raw
+        return np.asarray(self._zarr()[prefix][...])
+
+    def value(self, prefix: str) -> Any:
+        """The array ``prefix`` as the per-call layout reads it back (text as ``str``)."""
+        raw = self._by_hand(prefix)
+        if raw is not None:
+            return raw[()] if raw.ndim == 0 else raw
+        array = self._zarr()[prefix]
+        return decoded(array[...], text=np.dtype(array.dtype).kind not in "SV")
+
+    def _zarr(self) -> Any:
+        if self._zarr_group is None:
+            z = _zarr.zarr()
+            self._zarr_group = z.open_group(z.storage.ZipStore(self.path, mode="r"), mode="r")
+        return self._zarr_group
+
+    def _by_hand(self, prefix: str) -> np.ndarray[Any, Any] | None:
+        """The array when its metadata is one uncompressed chunk of plain numbers; else None."""
+        meta = json.loads(self.zip.read(f"{prefix}/zarr.json"))
+        shape = tuple(meta.get("shape", ()))
+        codecs = meta.get("codecs")
+        if not (isinstance(codecs, list) and len(codecs) == 1 and codecs[0].get("name") == "bytes"
+                and codecs[0].get("configuration", {}).get("endian", "little") in ("little", None)
+                and meta.get("chunk_grid", {}).get("configuration", {}).get("chunk_shape")
+                == list(shape) and meta.get("chunk_key_encoding", {}).get("configuration",
+                                                                          {}).get("separator")
+                == "/"):
+            return None
+        try:
+            dtype = np.dtype(meta.get("data_type")).newbyteorder("<")
+        except TypeError:
+            return None
+        key = f"{prefix}/{_chunk_key(len(shape))}"
+        if dtype.kind not in _RAW_KINDS or key not in self.names:
+            return None
+        data = self.zip.read(key)
+        if len(data) != math.prod(shape) * dtype.itemsize:
+            return None
+        return np.frombuffer(bytearray(data), dtype).reshape(shape)
