@@ -49,6 +49,22 @@ class TestZarrStoreStrings(StoreTests):
         assert list(np.asarray(read).ravel()) == [self.value(i)]
 
 
+class TestZarrStoreRows(StoreTests):
+    """A zip shard per task (no ``result_shape``)."""
+
+    store_cls = ZarrStore
+    store_options = {"shard_calls": "rows"}
+
+
+class TestZarrStoreRowsCompressedChunked(StoreTests):
+    store_cls = ZarrStore
+    store_options = {"shard_calls": True, "compression": "blosc", "chunks": (2,)}
+
+
+class TestZarrStoreRowsStrings(TestZarrStoreStrings):
+    store_options = {"shard_calls": "rows"}
+
+
 class Stacked(StoreTests):
     """Mixin: the inherited tests with a stacked result (rows = calls)."""
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -132,7 +133,7 @@ def _earlier(path: str, mine: set[int]) -> tuple[list[Call], dict[str, bytes]]:
                     for j, i in enumerate(ids) if i not in mine and i not in groups]
             keep = tuple(f"{_layout.comp_name(i)}/" for i in groups - mine)
             copied = {name: old.zip.read(name) for name in old.names if name.startswith(keep)}
-    except (OSError, ValueError, KeyError):  # not a complete zip: nothing to take over
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):  # not a complete zip
         return [], {}
     return rows, copied
 
@@ -231,7 +232,7 @@ def _calls_in(path: Path, n_calls: int) -> list[int]:
         with ZipGroup(str(path)) as z:
             groups = [i for i in map(_comp_id, z.members()) if i is not None]
             block = _block_ids(z)
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile):
         return []
     return [i for i in groups + block if 0 <= i < n_calls]
 

@@ -196,9 +196,12 @@ class ZipGroup:
                                                                           {}).get("separator")
                 == "/"):
             return None
-        try:
-            dtype = np.dtype(meta.get("data_type")).newbyteorder("<")
+        name = meta.get("data_type")
+        try:  # zarr's names of plain numbers are numpy's; others may be dicts
+            dtype = np.dtype(name).newbyteorder("<") if isinstance(name, str) else None
         except TypeError:
+            return None
+        if dtype is None:
             return None
         key = f"{prefix}/{_chunk_key(len(shape))}"
         if dtype.kind not in _RAW_KINDS or key not in self.names:
