@@ -15,6 +15,9 @@ For each N (``--ns``) and each result kind (``--kinds``: ``scalar`` returns a fl
 * ``zarr``: the zarr store as it is (a chunk file per call with ``result_shape``);
 * ``zarr-shards``: the zarr store with ``shard_calls=True`` (stacked kinds only:
   ``result_0`` in zarr v3 shards of up to 1,000 calls);
+* ``zarr-rows``: the zarr store with ``shard_calls="rows"`` (kinds without
+  ``result_shape`` only: a zip file per task holding the calls as stacked rows,
+  :mod:`acme_storage.zarr.rows`);
 * ``hdf5-auto``: the ``"hdf5"`` store with its default ``shard_calls="auto"``.
 
 The kinds ``stacked-scalar`` and ``stacked-kib`` run the same functions with
@@ -32,8 +35,8 @@ load average before and after the variant (the machine is shared).
 Run::
 
     python benchmarks/bench_scale.py [--ns 10000 100000] [--kinds scalar kib]
-        [--variants memory hdf5 hdf5-groups hdf5-rows zarr zarr-shards hdf5-auto]
-        [--read-max N] [--json]
+        [--variants memory hdf5 hdf5-groups hdf5-rows zarr zarr-shards zarr-rows hdf5-auto]
+        [--read-max N] [--per-call-max N] [--json]
 
     python benchmarks/bench_scale.py --kinds stacked-scalar stacked-kib \
         --variants memory hdf5 hdf5-rows zarr zarr-shards
@@ -61,6 +64,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "hdf5-rows": ("hdf5", {"shard_calls": "rows"}),
     "zarr": ("zarr", {}),
     "zarr-shards": ("zarr", {"shard_calls": True}),
+    "zarr-rows": ("zarr", {"shard_calls": "rows"}),
     "hdf5-auto": ("hdf5", {}),
 }
 
@@ -123,6 +127,16 @@ def one(variant: str, n: int, kind: str, scheduler: str, out: Path,
             "read_s": read, "load": (round(load0, 2), round(os.getloadavg()[0], 2))}
 
 
+def _skipped(variant: str, kind: str, n: int, per_call_max: int) -> bool:
+    """zarr shards need result_shape, zarr rows are for runs without it (with it, "rows"
+    is the sharded array ``zarr-shards`` measures); per-call layouts only up to a size."""
+    if variant == "zarr-shards" and SHAPES[kind] is None:
+        return True
+    if variant == "zarr-rows" and SHAPES[kind] is not None:
+        return True
+    return variant in ("hdf5", "zarr") and n > per_call_max
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ns", type=int, nargs="+", default=[10_000, 100_000])
@@ -131,6 +145,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--read-max", type=int, default=10**7,
                         help="skip open_results for file-per-call variants above this N")
+    parser.add_argument("--per-call-max", type=int, default=10**7,
+                        help="skip the file-per-call variants (hdf5, zarr) above this N")
     parser.add_argument("--one", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -148,8 +164,8 @@ def main() -> None:
         for n in args.ns:
             for kind in args.kinds:
                 for variant in args.variants:
-                    if variant == "zarr-shards" and SHAPES[kind] is None:
-                        continue  # zarr shards need result_shape
+                    if _skipped(variant, kind, n, args.per_call_max):
+                        continue
                     out = Path(tempfile.mkdtemp(prefix="acme-scale-")) / "run"
                     read_back = variant not in ("hdf5", "zarr") or n <= args.read_max
                     log(f"N={n:,} {kind} {variant} ...")

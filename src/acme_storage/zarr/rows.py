@@ -327,11 +327,12 @@ class ZarrRowsWriter(ZarrWriter):
 
     def _write(self, path: str, calls: list[Call]) -> None:
         write_shard(path, calls, self.compressors, self.chunks, self.fsync)
-        out = Path(self.root).parent
-        for i, _ in calls:  # an earlier attempt of this call was pickled
-            emergency = _layout.call_file(out, self.func_name, i, ".pickle")
-            if os.path.exists(emergency):
-                os.unlink(emergency)
+        # an earlier attempt of one of these calls was pickled: the shard holds it now.
+        # One listing per shard, not a stat per call (a third of the writing time)
+        out = os.path.dirname(self.root)
+        pickles = {_layout.call_name(self.func_name, i, ".pickle") for i, _ in calls}
+        for name in pickles.intersection(os.listdir(out)):
+            os.unlink(os.path.join(out, name))
 
     def write(self, task_id: int, value: Any) -> str:
         """Buffer call ``task_id``'s value for its task's shard; return the shard's path."""
