@@ -330,3 +330,26 @@ def test_debug_runs_write_shards(tmp_path):
     assert 1 <= len(shard_files(tmp_path / "run")) <= 3
     assert [int(np.ravel(v)[0]) for v in open_results(tmp_path / "run")] == [
         -i for i in range(30)]
+
+
+def slot_and_extras(i: int) -> Any:
+    """A stacked slot, a scalar extra and a ragged extra (a comp group in the zip)."""
+    return np.arange(3.0) + i, np.int32(i), np.arange(i % 3)
+
+
+def test_extras_of_a_sharded_stacked_run_are_zip_rows(client, tmp_path):
+    options = {"result_shape": (None, 3), "chunk_size": 5}
+    for where, layout in (("calls", False), ("shards", True)):
+        run(tmp_path / where, slot_and_extras, 30, layout, **options)
+    per_call, sharded = open_results(tmp_path / "calls"), open_results(tmp_path / "shards")
+    assert len(per_call) == len(sharded) == 1 + 2 * 30
+    for a, b in zip(per_call, sharded, strict=True):
+        assert_same(a, b)
+    container = tmp_path / "shards" / "slot_and_extras.zarr"
+    assert not [p for p in container.iterdir() if p.name.startswith("comp_")]
+    zips = shard_files(tmp_path / "shards")
+    assert 0 < len(zips) <= 6
+    group = zarr.open_group(zarr.storage.ZipStore(zips[0], mode="r"), mode="r")
+    ids = group["acme_ids"][...].tolist()
+    assert group["acme_block/result_1"][...].tolist() == ids
+    assert "acme_block/result_2" not in group or group["acme_block/result_2"].shape[0] == len(ids)

@@ -47,8 +47,8 @@ from acme_storage.zarr._zarr import Storable, storables
 from acme_storage.zarr.writer import ZarrWriter
 from acme_storage.zarr.zips import ZipGroup, array_entries, group_entry, write_zip
 
-__all__ = ["BLOCK", "BLOCK_IDS", "SHARD_BYTES", "SHARD_SUFFIX", "RowsIndex", "ZarrRowsWriter",
-           "shard_entries", "shard_name", "write_shard"]
+__all__ = ["BLOCK", "BLOCK_IDS", "SHARD_BYTES", "SHARD_SUFFIX", "Call", "RowsIndex",
+           "ZarrRowsWriter", "copied", "nbytes", "shard_entries", "shard_name", "write_shard"]
 
 #: a shard's file name suffix: ``<fn>_<first task id>.zarr.zip``
 SHARD_SUFFIX = ".zarr.zip"
@@ -154,9 +154,10 @@ def _comp_id(name: str) -> int | None:
     return int(number) if head == "comp" and number.isdigit() else None
 
 
-def read_calls(z: ZipGroup, members: list[int]) -> dict[int, Any]:
+def read_calls(z: ZipGroup, members: list[int], as_lists: bool = False) -> dict[int, Any]:
     """The values of the calls ``members`` that the shard ``z`` holds, as the per-call
-    layout reads them (one value, or a tuple of the results in order)."""
+    layout reads them (one value, or a tuple of the results in order; ``as_lists``: a
+    list of the results, as a stacked run's extras are read)."""
     ids, columns = block_columns(z)
     where = {i: j for j, i in enumerate(ids)}
     values: dict[int, Any] = {}
@@ -168,7 +169,7 @@ def read_calls(z: ZipGroup, members: list[int]) -> dict[int, Any]:
             found = [column[where[i]] for _, column in columns]
         else:
             continue
-        values[i] = found[0] if len(found) == 1 else tuple(found)
+        values[i] = found if as_lists else found[0] if len(found) == 1 else tuple(found)
     return values
 
 
@@ -211,8 +212,9 @@ class RowsIndex:
         return _trust.inside(self.run_dir, _layout.payload_dir(Path(), self.func_name).name,
                              name)
 
-    def read(self, ids: list[int]) -> dict[int, Any]:
-        """The values of calls ``ids`` found in shards, each shard opened once."""
+    def read(self, ids: list[int], as_lists: bool = False) -> dict[int, Any]:
+        """The values of calls ``ids`` found in shards, each shard opened once
+        (``as_lists``: see :func:`read_calls`)."""
         by_shard: dict[str, list[int]] = {}
         for i in ids:
             if i in self.where:
@@ -222,7 +224,7 @@ class RowsIndex:
             path = self.path(members[0])
             if path is not None:
                 with ZipGroup(str(path)) as z:
-                    values.update(read_calls(z, members))
+                    values.update(read_calls(z, members, as_lists))
         return values
 
 
@@ -265,14 +267,14 @@ class _Buffer:
         return path, calls
 
 
-def _copied(arrays: dict[str, Storable]) -> dict[str, Storable]:
+def copied(arrays: dict[str, Storable]) -> dict[str, Storable]:
     """The arrays copied: the task keeps running, and a function that returns one array
     object, changed, on every call must not change earlier results."""
     return {name: (data if is_text else np.array(data, copy=True), is_text)
             for name, (data, is_text) in arrays.items()}
 
 
-def _nbytes(arrays: dict[str, Storable]) -> int:
+def nbytes(arrays: dict[str, Storable]) -> int:
     return sum(data.nbytes if isinstance(data, np.ndarray) else len(data)
                for data, _ in arrays.values()) + 64
 
@@ -341,7 +343,7 @@ class ZarrRowsWriter(ZarrWriter):
         arrays, why = storables(named_results(value, collapse=True))
         if why is not None:  # the per-call path: an emergency pickle
             return self._write_group(task_id, value)
-        arrays = _copied(arrays)
+        arrays = copied(arrays)
         buffer = self._tasks.of(task_id)
         if buffer is None:  # outside a task: a shard of its own, now
             path = self._shard_path(task_id)
@@ -352,7 +354,7 @@ class ZarrRowsWriter(ZarrWriter):
                 buffer.path = self._shard_path(task_id)
             reference = buffer.path
             buffer.calls.append((task_id, arrays))
-            buffer.nbytes += _nbytes(arrays)
+            buffer.nbytes += nbytes(arrays)
             if buffer.nbytes >= self.shard_bytes:  # bounded memory: the next shard begins
                 self._flush(buffer)
         return reference

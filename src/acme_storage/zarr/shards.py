@@ -80,9 +80,9 @@ import numpy as np
 from acme_core.errors import ArgumentValueError
 from acme_core.fileio import write_bytes_atomic
 from acme_core.store import RunInfo
-from acme_storage import stacking
+from acme_storage import _layout, stacking
 from acme_storage._task_buffers import TaskBuffers
-from acme_storage.zarr import _zarr
+from acme_storage.zarr import _zarr, rows
 from acme_storage.zarr.writer import ZarrWriter
 
 __all__ = ["SHARD_AUTO_CALLS", "SHARD_MAX_BYTES", "SHARD_MAX_CALLS", "SHARD_MIN_COUNT",
@@ -337,16 +337,19 @@ def written_slots(root: Path, array: _zarr.ZArray, dim: int, n_calls: int) -> se
 
 
 class _Buffer:
-    """The slots one task wrote and not yet flushed (guarded by ``lock``)."""
+    """The slots (and extra values) one task wrote and not yet flushed (guarded by ``lock``)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.slots: dict[int, np.ndarray[Any, Any]] = {}
+        #: the calls' extra return values, for the task's zip shard (:mod:`.rows`)
+        self.extras: list[rows.Call] = []
         self.nbytes = 0
 
-    def take(self) -> dict[int, np.ndarray[Any, Any]]:
-        slots, self.slots, self.nbytes = self.slots, {}, 0
-        return slots
+    def take(self) -> tuple[dict[int, np.ndarray[Any, Any]], list[rows.Call]]:
+        slots, extras = self.slots, self.extras
+        self.slots, self.extras, self.nbytes = {}, [], 0
+        return slots, extras
 
 
 class ZarrShardWriter(ZarrWriter):
@@ -388,7 +391,28 @@ class ZarrShardWriter(ZarrWriter):
         buffer = self._tasks.end()
         if buffer is not None:
             with buffer.lock:
-                self._write_shards(buffer.take())
+                self._flush(*buffer.take())
+
+    def _flush(self, slots: dict[int, np.ndarray[Any, Any]], extras: list[rows.Call]) -> None:
+        """The extra values' zip shard first, then the slots: a slot on disk says its call
+        is complete."""
+        if extras:
+            first = extras[0][0]
+            path = _layout.payload_dir(Path(self.root).parent, self.func_name)
+            rows.write_shard(str(path / rows.shard_name(self.func_name, first)), extras,
+                             self.compressors, self.chunks)
+        self._write_shards(slots)
+
+    def _write_extras(self, task_id: int, extras: dict[str, Any]) -> None:
+        """Buffer the extra values for the task's zip shard (outside a task: one now)."""
+        call = (task_id, rows.copied(extras))
+        buffer = self._tasks.of(task_id)
+        if buffer is None:
+            self._flush({}, [call])
+            return
+        with buffer.lock:
+            buffer.extras.append(call)
+            buffer.nbytes += rows.nbytes(call[1])
 
     def _write_slot(self, task_id: int, data: np.ndarray[Any, Any]) -> None:
         buffer = self._tasks.of(task_id)
@@ -399,7 +423,7 @@ class ZarrShardWriter(ZarrWriter):
             buffer.slots[task_id] = data
             buffer.nbytes += data.nbytes
             if buffer.nbytes >= SHARD_MAX_BYTES:
-                self._write_shards(buffer.take())
+                self._flush(*buffer.take())
 
     def _write_shards(self, slots: dict[int, np.ndarray[Any, Any]]) -> None:
         """Merge ``slots`` into their shards on disk, one atomic write per shard."""

@@ -225,6 +225,11 @@ class ZarrStore(BaseStore):
         """Whether ``run`` writes a zip shard per task (:mod:`acme_storage.zarr.rows`)."""
         return zshards.rows_of(self.shard_calls, run)
 
+    def _zips(self, run: RunInfo) -> bool:
+        """Whether ``run`` writes zip shards: its calls (:meth:`rows`), or a sharded
+        ``result_0``'s extra return values."""
+        return self.rows(run) or self.block_calls(run) is not None
+
     def block_calls(self, run: RunInfo) -> int | None:
         """Calls per shard (:class:`acme_core.store.WritesBlocks`); None when not sharded."""
         return zshards.shard_calls_of(self.shard_calls, run)
@@ -250,7 +255,7 @@ class ZarrStore(BaseStore):
         group = _zarr.open_group(self.root, "w")
         if run.result_shape is not None:
             self._create_stacked(group, run)
-        if self.rows(run):
+        if self._zips(run):
             self.payload.mkdir(exist_ok=True)
 
     def _create_stacked(self, group: _zarr.ZGroup, run: RunInfo) -> None:
@@ -396,7 +401,8 @@ class ZarrStore(BaseStore):
                     if i in run.finished else None for i in range(run.n_calls)]
         for array in ("result_0", EXTENT):  # zarr follows links: none may leave the run
             _trust.inside(run_dir, name, array)
-        return _read_stacked(group, root, manifest, run.finished)
+        return _read_stacked(group, root, manifest, run.finished,
+                             rows.RowsIndex(run_dir, run.func_name, run.n_calls))
 
 
 def _complete_group(group: Path) -> bool:
@@ -449,8 +455,9 @@ def _extended(root: Path) -> set[int]:
 
 
 def _read_stacked(group: _zarr.ZGroup, root: Path, manifest: dict[str, Any],
-                  finished: set[int]) -> Any:
-    """The stacked ``result_0``, masked where calls are missing, with extra returns."""
+                  finished: set[int], index: rows.RowsIndex) -> Any:
+    """The stacked ``result_0``, masked where calls are missing, with extra returns
+    (from zip shards, ``index``, or ``comp_<i>`` groups)."""
     n = int(manifest["n_calls"])
     shape = stacking.manifest_shape(manifest)
     dim = int(manifest["stacking_dim"])
@@ -472,12 +479,19 @@ def _read_stacked(group: _zarr.ZGroup, root: Path, manifest: dict[str, Any],
                                for k in range(array.ndim))]
     if data is None:
         data = array[...]
+    return stacking.with_extras(stacking.apply_mask(data, dim, n, written),
+                                _extras(group, index, sorted(written)))
+
+
+def _extras(group: _zarr.ZGroup, index: rows.RowsIndex, ids: list[int]) -> list[list[Any]]:
+    """The extra return values of calls ``ids``: from zip shards, else ``comp_<i>`` groups."""
+    in_shards = index.read(ids, as_lists=True) if index.where else {}
     # the group's members listed once: `name in group` asks the store once per call
     # (about 0.5 ms each: 5 s of reading 10,000 calls back)
     members = set(group.group_keys())
-    extras = [_zarr.read_extras(group[_layout.comp_name(i)])
-              if _layout.comp_name(i) in members else [] for i in sorted(written)]
-    return stacking.with_extras(stacking.apply_mask(data, dim, n, written), extras)
+    return [in_shards[i] if i in in_shards
+            else _zarr.read_extras(group[_layout.comp_name(i)])
+            if _layout.comp_name(i) in members else [] for i in ids]
 
 
 def _read_call(group: _zarr.ZGroup, run_dir: Path, fn: str, i: int, pickled: bool) -> Any:

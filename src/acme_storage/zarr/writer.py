@@ -108,14 +108,19 @@ class ZarrWriter:
         if inf is not None:
             length = int(data.shape[inf - (inf > dim)])
             self._clear_stale(task_id, length, data.shape)
+        if extras:  # before the slot: a slot on disk says its call is complete
+            self._write_extras(task_id, extras)
         self._write_slot(task_id, data)
         root = Path(self.root)
-        if extras:
-            write_group(root / _layout.comp_name(task_id), extras, self.compressors, self.chunks)
         if inf is not None:
             # last: the slot counts as written only once its data is complete
             self._write_extent(task_id, length)
         return str(root / "result_0")
+
+    def _write_extras(self, task_id: int, extras: dict[str, Any]) -> None:
+        """Call ``task_id``'s extra return values (``result_1``, ...), as ``comp_<i>``."""
+        write_group(Path(self.root) / _layout.comp_name(task_id), extras, self.compressors,
+                    self.chunks)
 
     def _write_slot(self, task_id: int, data: np.ndarray[Any, Any]) -> None:
         """Call ``task_id``'s slot of ``result_0``; no other writer shares its chunks."""
