@@ -27,6 +27,11 @@ task's calls, which run again. A shard that replaces one of the same name (a
 rerun of its first call) first takes over the calls it does not hold itself.
 ``open_results`` reads each shard once (its block in one piece), and returns the
 values per call, as the per-call layout does.
+
+A sharded ``result_0`` (:mod:`.shards`) puts its calls' extra return values
+(``result_1``, ...) into the same kind of zip shard per task, written before the
+task's slots (a slot on disk says its call is complete), so such a run makes no
+file per call either; ``open_results`` takes them from the zips.
 """
 
 from __future__ import annotations

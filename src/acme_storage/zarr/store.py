@@ -15,6 +15,13 @@ or a number of calls per shard) and a finite ``result_shape``, ``result_0`` is a
 zarr v3 sharded array: one shard file per block of calls instead of one chunk
 file per call, written lock-free because the dispatcher never runs two tasks
 holding calls of one block (:mod:`acme_storage.zarr.shards` explains it all).
+Runs without ``result_shape`` (``"rows"``, True, or ``"auto"`` from 10,000
+calls) write a zip file per task instead of a group per call, and so do the
+extra return values of a sharded ``result_0`` (:mod:`acme_storage.zarr.rows`)::
+
+    <out>/<fn>_payload/<fn>_<t>.zarr.zip  acme_ids, acme_block/result_<k> (the task's
+                                          calls as rows), comp_<i>/result_<k> (calls
+                                          that do not fit the rows)
 
 Concurrency without locks
 -------------------------
@@ -150,11 +157,15 @@ class ZarrStore(BaseStore):
         the stacking axis, which is always one call per chunk (that is what makes
         writes lock-free). Default: one chunk per call's result; about 256 KiB
         along an ``np.inf`` axis.
-    shard_calls : bool, "auto" or int, optional
-        Shard ``result_0`` (finite ``result_shape`` only): True (a size from
-        :func:`acme_storage.zarr.shards.calls_per_shard`), a number of calls per
-        shard, ``"auto"`` (True from :data:`~acme_storage.zarr.shards.SHARD_AUTO_CALLS`
-        calls), or False (default: a chunk file per call).
+    shard_calls : bool, "auto", "rows" or int, optional
+        False (default): a chunk file or group per call. True: with a finite
+        ``result_shape``, ``result_0`` in zarr v3 shards (a size from
+        :func:`acme_storage.zarr.shards.calls_per_shard`), otherwise a zip shard per
+        task (:mod:`acme_storage.zarr.rows`); ``"rows"``: the same; ``"auto"``: True
+        from :data:`~acme_storage.zarr.shards.SHARD_AUTO_CALLS` calls; an integer:
+        calls per shard of a finite ``result_shape``'s ``result_0``. Nothing is
+        sharded with an ``np.inf`` axis yet (True, ``"rows"`` and integers are
+        refused then, ``"auto"`` writes per call).
 
     Raises
     ------
