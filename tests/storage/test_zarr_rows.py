@@ -28,7 +28,7 @@ from acme_core.store import RunInfo, WritesChunks
 from acme_storage.zarr import ZarrStore
 from acme_storage.zarr.rows import SHARD_SUFFIX, ZarrRowsWriter
 from acme_storage.zarr.shards import SHARD_AUTO_CALLS
-from acme_storage.zarr.zips import _through_zarr, array_entries
+from acme_storage.zarr.zips import GROUP_JSON, _through_zarr, array_entries
 
 
 def mixed(i: int) -> Any:
@@ -119,12 +119,19 @@ def test_a_zip_shard_is_a_zarr_group_zarr_python_reads(client, tmp_path):
 
 @pytest.mark.parametrize("data", [np.arange(6.0).reshape(2, 3), np.int32(7), np.array(True),
                                   np.arange(4, dtype=">i8"), np.array([1 + 2j], "<c16"),
-                                  np.arange(5, dtype=np.uint16)])
+                                  np.arange(5, dtype=np.uint16), np.float16(2.5),
+                                  np.array([1, 2], np.int8), np.array([3], np.uint64),
+                                  np.ones((2, 1, 2), np.complex64), np.array([[False]])])
 def test_by_hand_entries_are_zarrs_own(data):
     by_hand = array_entries("x", np.asarray(data), False, None)
     little = np.asarray(data).astype(np.asarray(data).dtype.newbyteorder("<"))
     by_zarr = _through_zarr("x", little, False, None, None)
     assert {k: bytes(v) for k, v in by_hand.items()} == by_zarr
+
+
+def test_the_group_entry_is_zarrs_own(tmp_path):
+    zarr.open_group(tmp_path / "g", mode="w", zarr_format=3)
+    assert (tmp_path / "g" / "zarr.json").read_bytes() == GROUP_JSON
 
 
 def test_a_shard_holds_what_fits_and_groups_the_rest(tmp_path):
