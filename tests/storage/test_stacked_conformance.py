@@ -136,5 +136,19 @@ class TestZarrStoreStackedInf(Stacked):
     result_shape = (None, np.inf)
 
 
+class TestZarrStoreStackedInfRows(Stacked):
+    """An np.inf axis in zip shards (a row per call, or a group when its length differs)."""
+
+    store_cls = ZarrStore
+    store_options = {"shard_calls": "rows"}
+    result_shape = (None, np.inf)
+
+
+class TestZarrStoreStackedInfRowsCompressed(Stacked):
+    store_cls = ZarrStore
+    store_options = {"shard_calls": True, "compression": "zstd"}
+    result_shape = (None, np.inf)
+
+
 class TestMemoryStoreStacked(Stacked):
     store_cls = MemoryStore

@@ -273,15 +273,17 @@ def test_option_values_and_auto(tmp_path):
     assert not auto.rows(info(SHARD_AUTO_CALLS - 1)) and auto.rows(info(SHARD_AUTO_CALLS))
     assert not auto.rows(info(10 ** 6, (None, 3)))  # the sharded result_0 instead
     assert auto.block_calls(info(10 ** 6, (None, 3))) is not None
-    assert not auto.rows(info(10 ** 6, (None, np.inf)))  # np.inf: a file per call (yet)
+    assert auto.rows(info(10 ** 6, (None, np.inf)))  # np.inf: zip shards too
+    assert not auto.rows(info(10 ** 3, (None, np.inf)))
     for value in (True, "rows"):
         assert ZarrStore(shard_calls=value).rows(info(10))
+        assert ZarrStore(shard_calls=value).rows(info(10, (None, np.inf)))
         assert ZarrStore(shard_calls=value).block_calls(info(10 ** 4, (None, 3))) is not None
     assert not ZarrStore().rows(info(10 ** 6))  # the default stays a group per call
 
 
-@pytest.mark.parametrize(("value", "shape"), [("Rows", None), (5, None), ("rows", (None, np.inf)),
-                                              (True, (None, np.inf)), (None, None)])
+@pytest.mark.parametrize(("value", "shape"), [("Rows", None), (5, None), (5, (None, np.inf)),
+                                              (None, None)])
 def test_refused_before_anything_is_written(tmp_path, value, shape):
     out = tmp_path / "run"
     options = {} if shape is None else {"result_shape": shape}
@@ -360,3 +362,62 @@ def test_extras_of_a_sharded_stacked_run_are_zip_rows(client, tmp_path):
     ids = group["acme_ids"][...].tolist()
     assert group["acme_block/result_1"][...].tolist() == ids
     assert "acme_block/result_2" not in group or group["acme_block/result_2"].shape[0] == len(ids)
+
+
+def ragged(i: int) -> Any:
+    """np.inf results: lengths 1-4 (calls 0-3 of a task of 4 differ), call 9 fails."""
+    if i == 9:
+        raise ValueError("call 9 fails")
+    return np.arange(1.0, i % 4 + 2) * i, np.int32(i)
+
+
+def same_length(i: int) -> Any:
+    return np.full((2, 3), float(i))
+
+
+@pytest.mark.parametrize(("func", "shape", "chunk_size"),
+                         [(ragged, (None, np.inf), 4), (ragged, (np.inf, None), 1),
+                          (same_length, (2, None, np.inf), 5)])
+def test_an_inf_axis_in_zip_shards_reads_as_per_call_chunks(client, tmp_path, func, shape,
+                                                             chunk_size):
+    from stacked_cases import assert_same_stacked
+
+    options = {"result_shape": shape, "retries": 0, "chunk_size": chunk_size}
+    for where, layout in (("calls", False), ("rows", "rows")):
+        if func is ragged:
+            with pytest.raises(ParallelMapError):
+                run(tmp_path / where, func, 20, layout, **options)
+        else:
+            run(tmp_path / where, func, 20, layout, **options)
+    per_call, rows = open_results(tmp_path / "calls"), open_results(tmp_path / "rows")
+    assert_same_stacked(per_call, rows)
+    assert not (tmp_path / "rows" / f"{func.__name__}.zarr" / "result_0").exists()
+    assert 0 < len(shard_files(tmp_path / "rows")) <= 20
+    assert Manifest.load(tmp_path / "rows").finished == Manifest.load(tmp_path / "calls").finished
+
+
+def ragged_killed_once(i: int, marker: str, flag: str) -> Any:
+    """np.inf results; call 7 kills its worker once (mid-shard), call 13 fails until ``flag``."""
+    if i == 13 and not os.path.exists(flag):
+        raise ValueError("call 13 fails this time")
+    die_once(i, marker)
+    return np.arange(1.0, i % 3 + 2) * i
+
+
+def test_an_inf_axis_in_zip_shards_resumes_per_call(client, tmp_path):
+    out, marker, flag = tmp_path / "run", str(tmp_path / "died"), str(tmp_path / "flag")
+    options = {"result_shape": (None, np.inf), "chunk_size": 4}
+    with pytest.raises(ParallelMapError):
+        run(out, ragged_killed_once, 30, "rows", marker, flag, retries=0, **options)
+    assert os.path.exists(marker)
+    partial = open_results(out)
+    assert partial.mask[:, 0].tolist() == [i == 13 for i in range(30)]
+    Path(flag).touch()
+    run(out, ragged_killed_once, 30, "rows", marker, flag, resume=True, **options)
+    values = open_results(out)
+    assert values.shape == (30, 3) and not np.ma.is_masked(values)
+    for i in range(30):
+        expected = np.arange(1.0, i % 3 + 2) * i
+        np.testing.assert_array_equal(values[i, :len(expected)], expected)
+        assert not values[i, len(expected):].any()  # padded with 0
+    assert not [p for p in out.rglob("*") if is_partial(p.name)]

@@ -181,7 +181,6 @@ def test_the_store_declares_its_shards_as_blocks(tmp_path):
 
 
 @pytest.mark.parametrize(("value", "shape"), [(10, None), (10, (None, np.inf)),
-                                              ("rows", (None, np.inf)), (True, (None, np.inf)),
                                               ("yes", (None, 3)), (0, (None, 3)),
                                               (1.5, (None, 3))])
 def test_refused_before_anything_is_written(tmp_path, value, shape):

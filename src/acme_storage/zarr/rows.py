@@ -1,5 +1,5 @@
-"""Per-task zip shards of the ``"zarr"`` store for runs without ``result_shape``
-(``store_options={"shard_calls": "rows"}``, or True / ``"auto"``).
+"""Per-task zip shards of the ``"zarr"`` store for runs without ``result_shape`` or with
+an ``np.inf`` axis (``store_options={"shard_calls": "rows"}``, or True / ``"auto"``).
 
 ::
 
@@ -27,6 +27,13 @@ task's calls, which run again. A shard that replaces one of the same name (a
 rerun of its first call) first takes over the calls it does not hold itself.
 ``open_results`` reads each shard once (its block in one piece), and returns the
 values per call, as the per-call layout does.
+
+With an ``np.inf`` axis, a call's slot (checked and cast as for the per-call
+layout) is its ``result_0``: rows of the block when the task's calls have one
+length, a group each otherwise. No ``result_0`` array is made: a zarr array's
+extent along that axis would be rewritten by every writer, which is what the
+per-call layout's provisional ``2**40`` extent and ``acme_extent`` work around;
+``open_results`` stacks the slots, the axis as long as the longest one.
 
 A sharded ``result_0`` (:mod:`.shards`) puts its calls' extra return values
 (``result_1``, ...) into the same kind of zip shard per task, written before the
@@ -343,12 +350,14 @@ class ZarrRowsWriter(ZarrWriter):
 
     def write(self, task_id: int, value: Any) -> str:
         """Buffer call ``task_id``'s value for its task's shard; return the shard's path."""
-        if self.result_shape is not None:
-            return super().write(task_id, value)
-        arrays, why = storables(named_results(value, collapse=True))
-        if why is not None:  # the per-call path: an emergency pickle
-            return self._write_group(task_id, value)
-        arrays = copied(arrays)
+        if self.result_shape is not None:  # an np.inf axis: the slot is result_0's row
+            data, extras = self.checked_stacked(task_id, value)
+            arrays = copied({"result_0": (data, False), **extras})
+        else:
+            arrays, why = storables(named_results(value, collapse=True))
+            if why is not None:  # the per-call path: an emergency pickle
+                return self._write_group(task_id, value)
+            arrays = copied(arrays)
         buffer = self._tasks.of(task_id)
         if buffer is None:  # outside a task: a shard of its own, now
             path = self._shard_path(task_id)

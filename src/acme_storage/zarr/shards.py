@@ -61,9 +61,9 @@ once (64 keeps 2-32 workers busy; a larger cluster with long calls wants a
 smaller ``shard_calls``). An
 integer sets ``B`` itself; ``"auto"`` shards runs of at least
 :data:`SHARD_AUTO_CALLS` calls. Runs without ``result_shape`` are sharded
-differently, a zip file per task (:mod:`.rows`; ``"rows"``, True or ``"auto"``);
-runs with an ``np.inf`` axis are not sharded yet (``check_run`` refuses an
-explicit request for them, ``"auto"`` keeps a file per call).
+differently, a zip file per task (:mod:`.rows`; ``"rows"``, True or ``"auto"``),
+and so are runs with an ``np.inf`` axis (each call's slot a row of the zip's
+block, or a group when its length differs).
 """
 
 from __future__ import annotations
@@ -117,33 +117,35 @@ def check_shard_calls(value: Any) -> None:
 def check_run_shards(value: Any, run: RunInfo) -> None:
     """Refuse an explicit ``shard_calls`` for a run the shards cannot hold (yet).
 
-    Without ``result_shape``, True and ``"rows"`` write zip shards (:mod:`.rows`), but a
-    number of calls per shard (the sharded ``result_0``'s) has no meaning; with an
-    ``np.inf`` axis nothing is sharded yet.
+    Without ``result_shape`` or with an ``np.inf`` axis, True and ``"rows"`` write zip
+    shards (:mod:`.rows`), but a number of calls per shard (the sharded ``result_0``'s)
+    has no meaning.
 
     Raises
     ------
     acme_core.errors.ArgumentValueError
         ``parameter="store_options"``.
     """
-    if value is False or value == "auto":
+    if value is False or value in ("auto", "rows") or value is True:
         return
     why = None
-    if run.result_shape is None and value not in (True, "rows"):
+    if run.result_shape is None:
         why = ("without `result_shape` (a number of calls per shard is for `result_shape`'s "
                "sharded array; use True or 'rows' for a zip shard per task)")
-    elif run.result_shape is not None and stacking.unlimited_axis(run.result_shape) is not None:
-        why = "with an `np.inf` axis in `result_shape`"
+    elif stacking.unlimited_axis(run.result_shape) is not None:
+        why = ("with an `np.inf` axis in `result_shape` (a number of calls per shard is for "
+               "a finite `result_shape`; use True or 'rows' for a zip shard per task)")
     if why is not None:
         raise ArgumentValueError(f"`store_options['shard_calls']={value!r}` is not available "
                                  f"{why}", parameter="store_options")
 
 
 def rows_of(value: Any, run: RunInfo) -> bool:
-    """Whether ``run`` writes zip shards (:mod:`.rows`): no ``result_shape``, and True,
-    ``"rows"``, or ``"auto"`` from :data:`SHARD_AUTO_CALLS` calls."""
+    """Whether ``run`` writes zip shards (:mod:`.rows`): no ``result_shape`` or one with an
+    ``np.inf`` axis, and True, ``"rows"``, or ``"auto"`` from :data:`SHARD_AUTO_CALLS` calls."""
     number = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-    if run.result_shape is not None or value is False or number:
+    finite = run.result_shape is not None and stacking.unlimited_axis(run.result_shape) is None
+    if finite or value is False or number:
         return False
     return value is True or value == "rows" or run.n_calls >= SHARD_AUTO_CALLS
 

@@ -15,9 +15,11 @@ or a number of calls per shard) and a finite ``result_shape``, ``result_0`` is a
 zarr v3 sharded array: one shard file per block of calls instead of one chunk
 file per call, written lock-free because the dispatcher never runs two tasks
 holding calls of one block (:mod:`acme_storage.zarr.shards` explains it all).
-Runs without ``result_shape`` (``"rows"``, True, or ``"auto"`` from 10,000
-calls) write a zip file per task instead of a group per call, and so do the
-extra return values of a sharded ``result_0`` (:mod:`acme_storage.zarr.rows`)::
+Runs without ``result_shape`` or with an ``np.inf`` axis (``"rows"``, True, or
+``"auto"`` from 10,000 calls) write a zip file per task instead of a group or
+chunk files per call (no ``result_0`` array then: each call's slot is its
+``result_0`` in the zip), and so do the extra return values of a sharded
+``result_0`` (:mod:`acme_storage.zarr.rows`)::
 
     <out>/<fn>_payload/<fn>_<t>.zarr.zip  acme_ids, acme_block/result_<k> (the task's
                                           calls as rows), comp_<i>/result_<k> (calls
@@ -163,9 +165,9 @@ class ZarrStore(BaseStore):
         :func:`acme_storage.zarr.shards.calls_per_shard`), otherwise a zip shard per
         task (:mod:`acme_storage.zarr.rows`); ``"rows"``: the same; ``"auto"``: True
         from :data:`~acme_storage.zarr.shards.SHARD_AUTO_CALLS` calls; an integer:
-        calls per shard of a finite ``result_shape``'s ``result_0``. Nothing is
-        sharded with an ``np.inf`` axis yet (True, ``"rows"`` and integers are
-        refused then, ``"auto"`` writes per call).
+        calls per shard of a finite ``result_shape``'s ``result_0`` (refused
+        otherwise). With an ``np.inf`` axis, True, ``"rows"`` and ``"auto"`` write
+        zip shards.
 
     Raises
     ------
@@ -254,17 +256,17 @@ class ZarrStore(BaseStore):
         super().prepare(run)
         self.results_container = str(self.root)
         if run.resume and (self.root / "zarr.json").exists():
-            if self.rows(run):
+            if self._zips(run):
                 self.payload.mkdir(exist_ok=True)
             inf = stacking.unlimited_axis(run.result_shape or ())
-            if inf is not None:
+            if inf is not None and not self.rows(run):
                 # new results may be longer than the extent an earlier finalize set
                 _zarr.resize_axis(self.root / "result_0", inf, CAPACITY)
             return
         if self.root.exists():
             shutil.rmtree(self.root)
         group = _zarr.open_group(self.root, "w")
-        if run.result_shape is not None:
+        if run.result_shape is not None and not self.rows(run):
             self._create_stacked(group, run)
         if self._zips(run):
             self.payload.mkdir(exist_ok=True)
@@ -336,6 +338,9 @@ class ZarrStore(BaseStore):
         """Task id -> reference of every call with data on disk."""
         assert self.run is not None
         run = self.run
+        if run.result_shape is not None and self.rows(run):  # np.inf in zip shards
+            index = rows.RowsIndex(self.out, run.func_name, run.n_calls)
+            return {i: str(index.path(i)) for i in sorted(index.where)}
         if run.result_shape is not None:
             assert run.stacking_dim is not None
             ref = str(self.root / "result_0")
@@ -373,7 +378,7 @@ class ZarrStore(BaseStore):
         for directory in (self.root, self.root / "result_0", self.root / EXTENT, self.payload):
             remove_partials(directory, match=lambda name: name.endswith(".partial"))
         inf = stacking.unlimited_axis(run.result_shape or ())
-        if inf is not None:
+        if inf is not None and not self.rows(run):
             extent = _zarr.open_array(self.root / EXTENT)[...]
             written = extent[extent >= 0]
             # ACME's initial extent of an unlimited axis is 1 (before any data)
@@ -410,10 +415,11 @@ class ZarrStore(BaseStore):
             return [in_shards[i] if i in in_shards
                     else _read_call(group, run_dir, run.func_name, i, i in run.pickled)
                     if i in run.finished else None for i in range(run.n_calls)]
-        for array in ("result_0", EXTENT):  # zarr follows links: none may leave the run
-            _trust.inside(run_dir, name, array)
-        return _read_stacked(group, root, manifest, run.finished,
-                             rows.RowsIndex(run_dir, run.func_name, run.n_calls))
+        index = rows.RowsIndex(run_dir, run.func_name, run.n_calls)
+        if _trust.inside(run_dir, name, "result_0") is None:  # np.inf in zip shards
+            return _read_rows_stacked(index, manifest, run.finished)
+        _trust.inside(run_dir, name, EXTENT)  # zarr follows links: none may leave the run
+        return _read_stacked(group, root, manifest, run.finished, index)
 
 
 def _complete_group(group: Path) -> bool:
@@ -492,6 +498,30 @@ def _read_stacked(group: _zarr.ZGroup, root: Path, manifest: dict[str, Any],
         data = array[...]
     return stacking.with_extras(stacking.apply_mask(data, dim, n, written),
                                 _extras(group, index, sorted(written)))
+
+
+def _read_rows_stacked(index: rows.RowsIndex, manifest: dict[str, Any],
+                       finished: set[int]) -> Any:
+    """A run with an ``np.inf`` axis in zip shards, stacked as the per-call layout reads it:
+    that axis as long as the longest result (1 without any), shorter ones padded with 0,
+    masked where calls are missing, with extra returns."""
+    n, dim = int(manifest["n_calls"]), int(manifest["stacking_dim"])
+    shape = stacking.manifest_shape(manifest)
+    inf = stacking.unlimited_axis(shape)
+    assert inf is not None
+    found = index.read(sorted(finished), as_lists=True)
+    slots = {i: np.asarray(values[0]) for i, values in found.items()}
+    axis = inf - (inf > dim)
+    longest = max((slot.shape[axis] for slot in slots.values() if slot.ndim > axis), default=1)
+    full = tuple(longest if k == inf else int(s) for k, s in enumerate(shape))
+    data = np.zeros(full, dtype=np.dtype(manifest.get("result_dtype") or "float64"))
+    written = []
+    for i, slot in slots.items():
+        if slot.ndim == len(full) - 1 and slot.shape[axis] <= longest:
+            data[stacking.slot_region(shape, dim, i, slot.shape)] = slot
+            written.append(i)
+    return stacking.with_extras(stacking.apply_mask(data, dim, n, written),
+                                [found[i][1:] for i in sorted(written)])
 
 
 def _extras(group: _zarr.ZGroup, index: rows.RowsIndex, ids: list[int]) -> list[list[Any]]:

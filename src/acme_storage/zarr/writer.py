@@ -94,15 +94,7 @@ class ZarrWriter:
     def _write_stacked(self, task_id: int, value: Any) -> str:
         shape, dim = self.result_shape, self.stacking_dim
         assert shape is not None and dim is not None
-        items = elements(value)
-        dtype = np.dtype(self.result_dtype) if self.result_dtype else None
-        data = stacking.check_slot_value(items[0], shape, dim, dtype)
-        extras, why = storables(named_results(items, collapse=False)[1:])
-        if why is not None:
-            raise ResultTypeError(
-                f"call {task_id} returned a value zarr cannot hold ({why}); with "
-                f"`result_shape` every return value must be an array, number or string (no "
-                f"pickling into a stacked result)", parameter="result_shape")
+        data, extras = self.checked_stacked(task_id, value)
         inf = stacking.unlimited_axis(shape)
         length = 0
         if inf is not None:
@@ -116,6 +108,29 @@ class ZarrWriter:
             # last: the slot counts as written only once its data is complete
             self._write_extent(task_id, length)
         return str(root / "result_0")
+
+    def checked_stacked(self, task_id: int, value: Any
+                        ) -> tuple[np.ndarray[Any, Any], dict[str, Any]]:
+        """Call ``task_id``'s slot value (checked against ``result_shape``, cast) and its
+        extra values ``{result_<k>: (data, is_text)}``.
+
+        Raises
+        ------
+        acme_core.errors.ResultMismatchError, acme_core.errors.ResultTypeError
+            The value does not fit its slot, or zarr cannot hold one of its values.
+        """
+        shape, dim = self.result_shape, self.stacking_dim
+        assert shape is not None and dim is not None
+        items = elements(value)
+        dtype = np.dtype(self.result_dtype) if self.result_dtype else None
+        data = stacking.check_slot_value(items[0], shape, dim, dtype)
+        extras, why = storables(named_results(items, collapse=False)[1:])
+        if why is not None:
+            raise ResultTypeError(
+                f"call {task_id} returned a value zarr cannot hold ({why}); with "
+                f"`result_shape` every return value must be an array, number or string (no "
+                f"pickling into a stacked result)", parameter="result_shape")
+        return data, extras
 
     def _write_extras(self, task_id: int, extras: dict[str, Any]) -> None:
         """Call ``task_id``'s extra return values (``result_1``, ...), as ``comp_<i>``."""
