@@ -20,6 +20,11 @@ For each N (``--ns``) and each result kind (``--kinds``: ``scalar`` returns a fl
   :mod:`acme_storage.zarr.rows`);
 * ``hdf5-auto``: the ``"hdf5"`` store with its default ``shard_calls="auto"``.
 
+The kinds ``stacked-extras`` (``result_shape=(None,)``, a float and an int32 extra per
+call: the extras go into the zip shards with ``zarr-shards``) and ``inf-kib``
+(``result_shape=(None, np.inf)``, 64-128 floats per call: zip shards with ``zarr-rows``)
+measure the zarr shards' other cases.
+
 The kinds ``stacked-scalar`` and ``stacked-kib`` run the same functions with
 ``result_shape=(None,)`` and ``(None, 128)`` (ACME's stacked results): ``hdf5`` then
 writes a file per call under a virtual dataset, ``hdf5-rows`` shards whose block is
@@ -69,8 +74,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 #: ``result_shape`` per result kind (None: not stacked)
-SHAPES: dict[str, tuple[int | None, ...] | None] = {
-    "scalar": None, "kib": None, "stacked-scalar": (None,), "stacked-kib": (None, 128)}
+SHAPES: dict[str, tuple[float | None, ...] | None] = {
+    "scalar": None, "kib": None, "stacked-scalar": (None,), "stacked-kib": (None, 128),
+    "stacked-extras": (None,), "inf-kib": (None, float("inf"))}
 
 
 def scalar(i: int) -> float:
@@ -81,6 +87,25 @@ def kib(i: int) -> Any:
     import numpy as np
 
     return np.full(128, float(i))
+
+
+def with_extra(i: int) -> Any:
+    """A stacked float and an extra return value (``result_1``)."""
+    import numpy as np
+
+    return float(i), np.int32(i)
+
+
+def ragged_kib(i: int) -> Any:
+    """Up to 1 KiB along an ``np.inf`` axis: 64-128 floats (a task's calls differ)."""
+    import numpy as np
+
+    return np.full(64 + i % 65, float(i))
+
+
+#: the function of each kind
+FUNCS = {"scalar": scalar, "kib": kib, "stacked-scalar": scalar, "stacked-kib": kib,
+         "stacked-extras": with_extra, "inf-kib": ragged_kib}
 
 
 def count_entries(root: Path) -> tuple[int, int]:
@@ -101,7 +126,7 @@ def one(variant: str, n: int, kind: str, scheduler: str, out: Path,
 
     client = Client(scheduler)
     store, options = VARIANTS[variant]
-    func = scalar if kind.endswith("scalar") else kib
+    func = FUNCS[kind]
     shape = SHAPES[kind]
     stacked = {"result_shape": shape} if shape is not None else {}
     load0 = os.getloadavg()[0]
@@ -128,12 +153,17 @@ def one(variant: str, n: int, kind: str, scheduler: str, out: Path,
 
 
 def _skipped(variant: str, kind: str, n: int, per_call_max: int) -> bool:
-    """zarr shards need result_shape, zarr rows are for runs without it (with it, "rows"
-    is the sharded array ``zarr-shards`` measures); per-call layouts only up to a size."""
-    if variant == "zarr-shards" and SHAPES[kind] is None:
+    """zarr shards need a finite result_shape, zarr rows are for runs without it or with
+    an np.inf axis (with a finite one, "rows" is the sharded array ``zarr-shards``
+    measures); per-call layouts only up to a size."""
+    shape = SHAPES[kind]
+    inf = shape is not None and float("inf") in shape
+    if variant == "zarr-shards" and (shape is None or inf):
         return True
-    if variant == "zarr-rows" and SHAPES[kind] is not None:
+    if variant == "zarr-rows" and shape is not None and not inf:
         return True
+    if variant.startswith("hdf5-") and variant != "hdf5-auto" and inf:
+        return True  # the hdf5 shards refuse an np.inf axis
     return variant in ("hdf5", "zarr") and n > per_call_max
 
 
