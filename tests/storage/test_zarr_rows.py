@@ -439,3 +439,16 @@ def test_many_calls_in_zip_shards(client, tmp_path):
     assert [p.name for p in (out / "half.zarr").iterdir()] == ["zarr.json"]
     values = open_results(out)
     assert len(values) == n and float(values[-1][0]) == (n - 1) / 2
+
+
+def test_a_pickling_codec_in_a_shard_is_not_read(tmp_path):
+    from acme_storage.zarr.zips import ZipGroup, write_zip
+
+    entries = _through_zarr("comp_0/result_0", np.array(["a"], dtype=object), True, None, None)
+    meta = json.loads(entries["comp_0/result_0/zarr.json"])
+    meta["codecs"] = [{"name": "numcodecs.pickle", "configuration": {}}]
+    entries["comp_0/result_0/zarr.json"] = json.dumps(meta).encode()
+    path = str(tmp_path / f"f_0{SHARD_SUFFIX}")
+    write_zip(path, {"zarr.json": GROUP_JSON, "comp_0/zarr.json": GROUP_JSON, **entries})
+    with ZipGroup(path) as z, pytest.raises(ValueError, match="pickling codec"):
+        z.value("comp_0/result_0")

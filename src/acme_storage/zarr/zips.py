@@ -182,15 +182,30 @@ class ZipGroup:
         raw = self._by_hand(prefix)
         if raw is not None:
             return raw
-        return np.asarray(self._zarr()[prefix][...])
+        return np.asarray(self._through_zarr(prefix)[...])
 
     def value(self, prefix: str) -> Any:
         """The array ``prefix`` as the per-call layout reads it back (text as ``str``)."""
         raw = self._by_hand(prefix)
         if raw is not None:
             return raw[()] if raw.ndim == 0 else raw
-        array = self._zarr()[prefix]
+        array = self._through_zarr(prefix)
         return decoded(array[...], text=np.dtype(array.dtype).kind not in "SV")
+
+    def _through_zarr(self, prefix: str) -> Any:
+        """The array ``prefix`` opened by zarr-python, unless a codec of it would unpickle
+        (``numcodecs.pickle``, if registered): nothing in a run directory is unpickled
+        unless the manifest lists it.
+
+        Raises
+        ------
+        ValueError
+            The array's metadata names a pickling codec.
+        """
+        meta = self.zip.read(f"{prefix}/zarr.json")
+        if b"pickle" in meta.lower():
+            raise ValueError(f"{self.path}: {prefix} names a pickling codec; not read")
+        return self._zarr()[prefix]
 
     def _zarr(self) -> Any:
         if self._zarr_group is None:
