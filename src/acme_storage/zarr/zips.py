@@ -151,7 +151,19 @@ class ZipGroup:
         self.path = path
         self.zip = zipfile.ZipFile(path)
         self.names = frozenset(self.zip.namelist())
+        #: group -> the nodes directly inside it (from the ``<node>/zarr.json`` entries),
+        #: made once: asked per call, a scan of every entry made reading quadratic
+        self._children: dict[str, list[str]] = {}
+        for name in self.names:
+            parts = name.split("/")
+            if len(parts) >= 2 and parts[-1] == "zarr.json":
+                self._children.setdefault("/".join(parts[:-2]), []).append(parts[-2])
         self._zarr_group: Any = None
+        #: the file's bytes, read once: an entry is then a slice, not a seek and a read
+        #: through ``ZipFile.open`` (3 of them per call in a group: most of reading)
+        self._bytes: bytes | None = None
+        #: parsed ``zarr.json`` by its bytes (a shard's groups repeat a few of them)
+        self._parsed: dict[bytes, dict[str, Any]] = {}
 
     def __enter__(self) -> ZipGroup:
         return self
@@ -165,17 +177,43 @@ class ZipGroup:
             self._zarr_group.store.close()
         self.zip.close()
 
+    def read(self, name: str) -> bytes:
+        """The entry ``name``'s bytes (stored entries sliced out of the file read once).
+
+        Raises
+        ------
+        KeyError
+            No such entry.
+        """
+        info = self.zip.getinfo(name)
+        if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
+            return self.zip.read(name)
+        if self._bytes is None:
+            with open(self.path, "rb") as fh:
+                self._bytes = fh.read()
+        start = info.header_offset
+        header = self._bytes[start:start + 30]
+        if len(header) < 30 or header[:4] != b"PK\x03\x04":
+            return self.zip.read(name)
+        begin = start + 30 + int.from_bytes(header[26:28], "little") \
+            + int.from_bytes(header[28:30], "little")
+        data = self._bytes[begin:begin + info.file_size]
+        return data if len(data) == info.file_size else self.zip.read(name)
+
+    def _meta(self, prefix: str) -> dict[str, Any]:
+        raw = self.read(f"{prefix}/zarr.json")
+        meta = self._parsed.get(raw)
+        if meta is None:
+            meta = self._parsed[raw] = json.loads(raw)
+        return meta
+
     def has(self, prefix: str) -> bool:
         """Whether the node ``prefix`` (array or group) is in the shard."""
         return f"{prefix}/zarr.json" in self.names
 
     def members(self, prefix: str = "") -> list[str]:
         """The names of the nodes directly inside the group ``prefix``."""
-        head = f"{prefix}/" if prefix else ""
-        found = {name[len(head):].split("/", 1)[0] for name in self.names
-                 if name.startswith(head) and name.endswith("/zarr.json")
-                 and name.count("/") == head.count("/") + 1}
-        return sorted(found)
+        return sorted(self._children.get(prefix, []))
 
     def array(self, prefix: str) -> np.ndarray[Any, Any]:
         """The array ``prefix`` (by hand when it is one plain chunk, else through zarr)."""
@@ -215,7 +253,7 @@ class ZipGroup:
 
     def _by_hand(self, prefix: str) -> np.ndarray[Any, Any] | None:
         """The array when its metadata is one uncompressed chunk of plain numbers; else None."""
-        meta = json.loads(self.zip.read(f"{prefix}/zarr.json"))
+        meta = self._meta(prefix)
         shape = tuple(meta.get("shape", ()))
         codecs = meta.get("codecs")
         if not (isinstance(codecs, list) and len(codecs) == 1 and codecs[0].get("name") == "bytes"
@@ -235,7 +273,7 @@ class ZipGroup:
         key = f"{prefix}/{_chunk_key(len(shape))}"
         if dtype.kind not in _RAW_KINDS or key not in self.names:
             return None
-        data = self.zip.read(key)
+        data = self.read(key)
         if len(data) != math.prod(shape) * dtype.itemsize:
             return None
         return np.frombuffer(bytearray(data), dtype).reshape(shape)
