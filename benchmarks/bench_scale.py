@@ -15,7 +15,15 @@ For each N (``--ns``) and each result kind (``--kinds``: ``scalar`` returns a fl
 * ``zarr``: the zarr store as it is (a chunk file per call with ``result_shape``);
 * ``zarr-shards``: the zarr store with ``shard_calls=True`` (stacked kinds only:
   ``result_0`` in zarr v3 shards of up to 1,000 calls);
+* ``zarr-rows``: the zarr store with ``shard_calls="rows"`` (kinds without
+  ``result_shape`` only: a zip file per task holding the calls as stacked rows,
+  :mod:`acme_storage.zarr.rows`);
 * ``hdf5-auto``: the ``"hdf5"`` store with its default ``shard_calls="auto"``.
+
+The kinds ``stacked-extras`` (``result_shape=(None,)``, a float and an int32 extra per
+call: the extras go into the zip shards with ``zarr-shards``) and ``inf-kib``
+(``result_shape=(None, np.inf)``, 64-128 floats per call: zip shards with ``zarr-rows``)
+measure the zarr shards' other cases.
 
 The kinds ``stacked-scalar`` and ``stacked-kib`` run the same functions with
 ``result_shape=(None,)`` and ``(None, 128)`` (ACME's stacked results): ``hdf5`` then
@@ -32,8 +40,8 @@ load average before and after the variant (the machine is shared).
 Run::
 
     python benchmarks/bench_scale.py [--ns 10000 100000] [--kinds scalar kib]
-        [--variants memory hdf5 hdf5-groups hdf5-rows zarr zarr-shards hdf5-auto]
-        [--read-max N] [--json]
+        [--variants memory hdf5 hdf5-groups hdf5-rows zarr zarr-shards zarr-rows hdf5-auto]
+        [--read-max N] [--per-call-max N] [--json]
 
     python benchmarks/bench_scale.py --kinds stacked-scalar stacked-kib \
         --variants memory hdf5 hdf5-rows zarr zarr-shards
@@ -61,12 +69,14 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "hdf5-rows": ("hdf5", {"shard_calls": "rows"}),
     "zarr": ("zarr", {}),
     "zarr-shards": ("zarr", {"shard_calls": True}),
+    "zarr-rows": ("zarr", {"shard_calls": "rows"}),
     "hdf5-auto": ("hdf5", {}),
 }
 
 #: ``result_shape`` per result kind (None: not stacked)
-SHAPES: dict[str, tuple[int | None, ...] | None] = {
-    "scalar": None, "kib": None, "stacked-scalar": (None,), "stacked-kib": (None, 128)}
+SHAPES: dict[str, tuple[float | None, ...] | None] = {
+    "scalar": None, "kib": None, "stacked-scalar": (None,), "stacked-kib": (None, 128),
+    "stacked-extras": (None,), "inf-kib": (None, float("inf"))}
 
 
 def scalar(i: int) -> float:
@@ -77,6 +87,25 @@ def kib(i: int) -> Any:
     import numpy as np
 
     return np.full(128, float(i))
+
+
+def with_extra(i: int) -> Any:
+    """A stacked float and an extra return value (``result_1``)."""
+    import numpy as np
+
+    return float(i), np.int32(i)
+
+
+def ragged_kib(i: int) -> Any:
+    """Up to 1 KiB along an ``np.inf`` axis: 64-128 floats (a task's calls differ)."""
+    import numpy as np
+
+    return np.full(64 + i % 65, float(i))
+
+
+#: the function of each kind
+FUNCS = {"scalar": scalar, "kib": kib, "stacked-scalar": scalar, "stacked-kib": kib,
+         "stacked-extras": with_extra, "inf-kib": ragged_kib}
 
 
 def count_entries(root: Path) -> tuple[int, int]:
@@ -97,7 +126,7 @@ def one(variant: str, n: int, kind: str, scheduler: str, out: Path,
 
     client = Client(scheduler)
     store, options = VARIANTS[variant]
-    func = scalar if kind.endswith("scalar") else kib
+    func = FUNCS[kind]
     shape = SHAPES[kind]
     stacked = {"result_shape": shape} if shape is not None else {}
     load0 = os.getloadavg()[0]
@@ -115,12 +144,27 @@ def one(variant: str, n: int, kind: str, scheduler: str, out: Path,
         start = time.perf_counter()
         values = open_results(out)
         read = time.perf_counter() - start
-        assert len(values) == n
+        assert len(values) == n or len(values[0]) == n  # stacked-extras: [array, *extras]
     client.close()
     return {"variant": variant, "n": n, "kind": kind, "seconds": seconds,
             "calls_per_s": n / seconds, "files": files, "dirs": dirs,
             "rss_peak_mb": rss / 1024, "rss_growth_mb": (rss - rss0) / 1024,
             "read_s": read, "load": (round(load0, 2), round(os.getloadavg()[0], 2))}
+
+
+def _skipped(variant: str, kind: str, n: int, per_call_max: int) -> bool:
+    """zarr shards need a finite result_shape, zarr rows are for runs without it or with
+    an np.inf axis (with a finite one, "rows" is the sharded array ``zarr-shards``
+    measures); per-call layouts only up to a size."""
+    shape = SHAPES[kind]
+    inf = shape is not None and float("inf") in shape
+    if variant == "zarr-shards" and (shape is None or inf):
+        return True
+    if variant == "zarr-rows" and shape is not None and not inf:
+        return True
+    if (variant.startswith("hdf5-") and variant != "hdf5-auto" or variant == "memory") and inf:
+        return True  # the hdf5 shards refuse an np.inf axis, the memory store fails on it
+    return variant in ("hdf5", "zarr") and n > per_call_max
 
 
 def main() -> None:
@@ -131,6 +175,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--read-max", type=int, default=10**7,
                         help="skip open_results for file-per-call variants above this N")
+    parser.add_argument("--per-call-max", type=int, default=10**7,
+                        help="skip the file-per-call variants (hdf5, zarr) above this N")
     parser.add_argument("--one", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -148,8 +194,8 @@ def main() -> None:
         for n in args.ns:
             for kind in args.kinds:
                 for variant in args.variants:
-                    if variant == "zarr-shards" and SHAPES[kind] is None:
-                        continue  # zarr shards need result_shape
+                    if _skipped(variant, kind, n, args.per_call_max):
+                        continue
                     out = Path(tempfile.mkdtemp(prefix="acme-scale-")) / "run"
                     read_back = variant not in ("hdf5", "zarr") or n <= args.read_max
                     log(f"N={n:,} {kind} {variant} ...")

@@ -49,6 +49,22 @@ class TestZarrStoreStrings(StoreTests):
         assert list(np.asarray(read).ravel()) == [self.value(i)]
 
 
+class TestZarrStoreRows(StoreTests):
+    """A zip shard per task (no ``result_shape``)."""
+
+    store_cls = ZarrStore
+    store_options = {"shard_calls": "rows"}
+
+
+class TestZarrStoreRowsCompressedChunked(StoreTests):
+    store_cls = ZarrStore
+    store_options = {"shard_calls": True, "compression": "blosc", "chunks": (2,)}
+
+
+class TestZarrStoreRowsStrings(TestZarrStoreStrings):
+    store_options = {"shard_calls": "rows"}
+
+
 class Stacked(StoreTests):
     """Mixin: the inherited tests with a stacked result (rows = calls)."""
 
@@ -117,6 +133,20 @@ class TestZarrStoreStackedShardedCompressedChunked(Stacked):
 class TestZarrStoreStackedInf(Stacked):
     store_cls = ZarrStore
     store_options = {"compression": "zstd"}
+    result_shape = (None, np.inf)
+
+
+class TestZarrStoreStackedInfRows(Stacked):
+    """An np.inf axis in zip shards (a row per call, or a group when its length differs)."""
+
+    store_cls = ZarrStore
+    store_options = {"shard_calls": "rows"}
+    result_shape = (None, np.inf)
+
+
+class TestZarrStoreStackedInfRowsCompressed(Stacked):
+    store_cls = ZarrStore
+    store_options = {"shard_calls": True, "compression": "zstd"}
     result_shape = (None, np.inf)
 
 

@@ -180,7 +180,7 @@ def test_the_store_declares_its_shards_as_blocks(tmp_path):
     assert isinstance(writer, ZarrShardWriter) and isinstance(writer, WritesChunks)
 
 
-@pytest.mark.parametrize(("value", "shape"), [(True, None), (10, (None, np.inf)),
+@pytest.mark.parametrize(("value", "shape"), [(10, None), (10, (None, np.inf)),
                                               ("yes", (None, 3)), (0, (None, 3)),
                                               (1.5, (None, 3))])
 def test_refused_before_anything_is_written(tmp_path, value, shape):

@@ -9,6 +9,11 @@ module                 what it holds
 :mod:`.shards`         ``shard_calls``: ``result_0`` in zarr v3 shards, a task's
                        slots written per shard (``ZarrShardWriter``), the
                        written mask from the shard index
+:mod:`.rows`           ``shard_calls`` without ``result_shape`` (and extra
+                       values): a zip shard per task (``ZarrRowsWriter``,
+                       ``RowsIndex``)
+:mod:`.zips`           a zarr v3 group in one zip file: entries by hand or
+                       through zarr-python, read back
 :mod:`._zarr`          the seam over zarr-python: import, codecs, arrays, chunk
                        keys, a call's group
 :mod:`._fast`          the one place that makes chunk bytes itself, and why

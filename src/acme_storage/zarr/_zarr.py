@@ -46,6 +46,7 @@ __all__ = [
     "Storable",
     "chunk_keys",
     "compressors",
+    "create_array",
     "create_stacked",
     "encode_shard",
     "open_array",
@@ -259,6 +260,12 @@ def _create(group: ZGroup, name: str, data: Any, is_text: bool, codecs: Any,
             else tuple(max(1, s) for s in shape),
             compressors=codecs if data.ndim else None, config={"write_empty_chunks": True})
     arr[...] = data
+
+
+def create_array(group: ZGroup, name: str, data: Any, is_text: bool, codecs: Any,
+                 chunks: tuple[int, ...] | None) -> None:
+    """One array of a call's group, as :func:`write_group` makes it (in any zarr store)."""
+    _create(group, name, data, is_text, codecs, chunks)
 
 
 def write_group(final: Path, arrays: dict[str, Storable], codecs: Any,

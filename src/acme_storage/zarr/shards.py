@@ -52,16 +52,18 @@ slots) goes through zarr-python (:func:`acme_storage.zarr._zarr.encode_shard`).
 The block size
 --------------
 ``shard_calls=True`` takes :func:`calls_per_shard`: at most
-:data:`SHARD_MAX_CALLS` calls (issue 16's goal of at most one file per 1,000
-calls), at most :data:`SHARD_MAX_BYTES` of data (the writer holds a shard in
+:data:`SHARD_MAX_CALLS` calls (2,000: issue 16's goal is at most one file per
+1,000 calls, and with 1,000 calls per shard the run's three metadata files made
+10^6 calls 1,003 files), at most :data:`SHARD_MAX_BYTES` of data (the writer holds a shard in
 memory), and at most ``1 / SHARD_MIN_COUNT`` of the run: the calls of one shard
 run one task at a time, so the shards of a run bound how many tasks run at
 once (64 keeps 2-32 workers busy; a larger cluster with long calls wants a
 smaller ``shard_calls``). An
 integer sets ``B`` itself; ``"auto"`` shards runs of at least
-:data:`SHARD_AUTO_CALLS` calls. Not (yet) sharded: runs without
-``result_shape`` and runs with an ``np.inf`` axis (``check_run`` refuses an
-explicit request for them).
+:data:`SHARD_AUTO_CALLS` calls. Runs without ``result_shape`` are sharded
+differently, a zip file per task (:mod:`.rows`; ``"rows"``, True or ``"auto"``),
+and so are runs with an ``np.inf`` axis (each call's slot a row of the zip's
+block, or a group when its length differs).
 """
 
 from __future__ import annotations
@@ -78,19 +80,19 @@ import numpy as np
 from acme_core.errors import ArgumentValueError
 from acme_core.fileio import write_bytes_atomic
 from acme_core.store import RunInfo
-from acme_storage import stacking
+from acme_storage import _layout, stacking
 from acme_storage._task_buffers import TaskBuffers
-from acme_storage.zarr import _zarr
+from acme_storage.zarr import _zarr, rows
 from acme_storage.zarr.writer import ZarrWriter
 
 __all__ = ["SHARD_AUTO_CALLS", "SHARD_MAX_BYTES", "SHARD_MAX_CALLS", "SHARD_MIN_COUNT",
            "ZarrShardWriter",
            "calls_per_shard", "check_run_shards", "check_shard_calls", "index_mask",
-           "raw_shard_bytes", "raw_shards", "read_raw", "shard_calls_of", "shard_shape",
+           "raw_shard_bytes", "raw_shards", "read_raw", "rows_of", "shard_calls_of", "shard_shape",
            "written_slots"]
 
 #: ``shard_calls=True`` puts at most this many calls in a shard
-SHARD_MAX_CALLS = 1000
+SHARD_MAX_CALLS = 2000
 #: ... and at most about this many bytes of data (a writer holds a shard in memory)
 SHARD_MAX_BYTES = 16 * 2 ** 20
 #: ``shard_calls=True`` keeps at least this many shards in a run (when it has the calls)
@@ -102,31 +104,50 @@ _ABSENT = 2 ** 64 - 1
 
 
 def check_shard_calls(value: Any) -> None:
-    """Refuse a ``shard_calls`` that is not True, False, ``"auto"`` or a positive integer."""
-    ok = isinstance(value, bool) or value == "auto" or (
+    """Refuse a ``shard_calls`` that is not True, False, ``"auto"``, ``"rows"`` or a positive
+    integer."""
+    ok = isinstance(value, bool) or value in ("auto", "rows") or (
         isinstance(value, (int, np.integer)) and value >= 1)
     if not ok:
-        raise ArgumentValueError(f"`store_options['shard_calls']` has to be True, False, 'auto' "
-                                 f"or a positive number of calls per shard, not {value!r}",
-                                 parameter="store_options")
+        raise ArgumentValueError(f"`store_options['shard_calls']` has to be True, False, 'auto', "
+                                 f"'rows' or a positive number of calls per shard, not "
+                                 f"{value!r}", parameter="store_options")
 
 
 def check_run_shards(value: Any, run: RunInfo) -> None:
     """Refuse an explicit ``shard_calls`` for a run the shards cannot hold (yet).
+
+    Without ``result_shape`` or with an ``np.inf`` axis, True and ``"rows"`` write zip
+    shards (:mod:`.rows`), but a number of calls per shard (the sharded ``result_0``'s)
+    has no meaning.
 
     Raises
     ------
     acme_core.errors.ArgumentValueError
         ``parameter="store_options"``.
     """
-    if value is False or value == "auto":
+    if value is False or value in ("auto", "rows") or value is True:
         return
-    why = ("without `result_shape` (results are groups per call)" if run.result_shape is None
-           else "with an `np.inf` axis in `result_shape`"
-           if stacking.unlimited_axis(run.result_shape) is not None else None)
+    why = None
+    if run.result_shape is None:
+        why = ("without `result_shape` (a number of calls per shard is for `result_shape`'s "
+               "sharded array; use True or 'rows' for a zip shard per task)")
+    elif stacking.unlimited_axis(run.result_shape) is not None:
+        why = ("with an `np.inf` axis in `result_shape` (a number of calls per shard is for "
+               "a finite `result_shape`; use True or 'rows' for a zip shard per task)")
     if why is not None:
         raise ArgumentValueError(f"`store_options['shard_calls']={value!r}` is not available "
                                  f"{why}", parameter="store_options")
+
+
+def rows_of(value: Any, run: RunInfo) -> bool:
+    """Whether ``run`` writes zip shards (:mod:`.rows`): no ``result_shape`` or one with an
+    ``np.inf`` axis, and True, ``"rows"``, or ``"auto"`` from :data:`SHARD_AUTO_CALLS` calls."""
+    number = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    finite = run.result_shape is not None and stacking.unlimited_axis(run.result_shape) is None
+    if finite or value is False or number:
+        return False
+    return value is True or value == "rows" or run.n_calls >= SHARD_AUTO_CALLS
 
 
 def calls_per_shard(n_calls: int, slot_bytes: int) -> int:
@@ -142,7 +163,7 @@ def shard_calls_of(value: Any, run: RunInfo) -> int | None:
         return None
     if value == "auto" and run.n_calls < SHARD_AUTO_CALLS:
         return None
-    if not isinstance(value, bool) and value != "auto":
+    if not isinstance(value, bool) and value not in ("auto", "rows"):
         return int(value)
     assert run.stacking_dim is not None
     slot = stacking.slot_shape(shape, run.stacking_dim)
@@ -318,16 +339,19 @@ def written_slots(root: Path, array: _zarr.ZArray, dim: int, n_calls: int) -> se
 
 
 class _Buffer:
-    """The slots one task wrote and not yet flushed (guarded by ``lock``)."""
+    """The slots (and extra values) one task wrote and not yet flushed (guarded by ``lock``)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.slots: dict[int, np.ndarray[Any, Any]] = {}
+        #: the calls' extra return values, for the task's zip shard (:mod:`.rows`)
+        self.extras: list[rows.Call] = []
         self.nbytes = 0
 
-    def take(self) -> dict[int, np.ndarray[Any, Any]]:
-        slots, self.slots, self.nbytes = self.slots, {}, 0
-        return slots
+    def take(self) -> tuple[dict[int, np.ndarray[Any, Any]], list[rows.Call]]:
+        slots, extras = self.slots, self.extras
+        self.slots, self.extras, self.nbytes = {}, [], 0
+        return slots, extras
 
 
 class ZarrShardWriter(ZarrWriter):
@@ -369,7 +393,28 @@ class ZarrShardWriter(ZarrWriter):
         buffer = self._tasks.end()
         if buffer is not None:
             with buffer.lock:
-                self._write_shards(buffer.take())
+                self._flush(*buffer.take())
+
+    def _flush(self, slots: dict[int, np.ndarray[Any, Any]], extras: list[rows.Call]) -> None:
+        """The extra values' zip shard first, then the slots: a slot on disk says its call
+        is complete."""
+        if extras:
+            first = extras[0][0]
+            path = _layout.payload_dir(Path(self.root).parent, self.func_name)
+            rows.write_shard(str(path / rows.shard_name(self.func_name, first)), extras,
+                             self.compressors, self.chunks)
+        self._write_shards(slots)
+
+    def _write_extras(self, task_id: int, extras: dict[str, Any]) -> None:
+        """Buffer the extra values for the task's zip shard (outside a task: one now)."""
+        call = (task_id, rows.copied(extras))
+        buffer = self._tasks.of(task_id)
+        if buffer is None:
+            self._flush({}, [call])
+            return
+        with buffer.lock:
+            buffer.extras.append(call)
+            buffer.nbytes += rows.nbytes(call[1])
 
     def _write_slot(self, task_id: int, data: np.ndarray[Any, Any]) -> None:
         buffer = self._tasks.of(task_id)
@@ -380,7 +425,7 @@ class ZarrShardWriter(ZarrWriter):
             buffer.slots[task_id] = data
             buffer.nbytes += data.nbytes
             if buffer.nbytes >= SHARD_MAX_BYTES:
-                self._write_shards(buffer.take())
+                self._flush(*buffer.take())
 
     def _write_shards(self, slots: dict[int, np.ndarray[Any, Any]]) -> None:
         """Merge ``slots`` into their shards on disk, one atomic write per shard."""

@@ -15,6 +15,15 @@ or a number of calls per shard) and a finite ``result_shape``, ``result_0`` is a
 zarr v3 sharded array: one shard file per block of calls instead of one chunk
 file per call, written lock-free because the dispatcher never runs two tasks
 holding calls of one block (:mod:`acme_storage.zarr.shards` explains it all).
+Runs without ``result_shape`` or with an ``np.inf`` axis (``"rows"``, True, or
+``"auto"`` from 10,000 calls) write a zip file per task instead of a group or
+chunk files per call (no ``result_0`` array then: each call's slot is its
+``result_0`` in the zip), and so do the extra return values of a sharded
+``result_0`` (:mod:`acme_storage.zarr.rows`)::
+
+    <out>/<fn>_payload/<fn>_<t>.zarr.zip  acme_ids, acme_block/result_<k> (the task's
+                                          calls as rows), comp_<i>/result_<k> (calls
+                                          that do not fit the rows)
 
 Concurrency without locks
 -------------------------
@@ -97,7 +106,7 @@ from acme_core.fileio import final_name_of, remove_partials
 from acme_core.store import BaseStore, RunInfo
 from acme_storage import _layout, _trust, stacking
 from acme_storage._emergency import read_emergency
-from acme_storage.zarr import _zarr
+from acme_storage.zarr import _zarr, rows
 from acme_storage.zarr import shards as zshards
 from acme_storage.zarr._fast import FastChunks, whole_slot_chunks
 from acme_storage.zarr.writer import EXTENT, ZarrWriter
@@ -150,11 +159,15 @@ class ZarrStore(BaseStore):
         the stacking axis, which is always one call per chunk (that is what makes
         writes lock-free). Default: one chunk per call's result; about 256 KiB
         along an ``np.inf`` axis.
-    shard_calls : bool, "auto" or int, optional
-        Shard ``result_0`` (finite ``result_shape`` only): True (a size from
-        :func:`acme_storage.zarr.shards.calls_per_shard`), a number of calls per
-        shard, ``"auto"`` (True from :data:`~acme_storage.zarr.shards.SHARD_AUTO_CALLS`
-        calls), or False (default: a chunk file per call).
+    shard_calls : bool, "auto", "rows" or int, optional
+        False (default): a chunk file or group per call. True: with a finite
+        ``result_shape``, ``result_0`` in zarr v3 shards (a size from
+        :func:`acme_storage.zarr.shards.calls_per_shard`), otherwise a zip shard per
+        task (:mod:`acme_storage.zarr.rows`); ``"rows"``: the same; ``"auto"``: True
+        from :data:`~acme_storage.zarr.shards.SHARD_AUTO_CALLS` calls; an integer:
+        calls per shard of a finite ``result_shape``'s ``result_0`` (refused
+        otherwise). With an ``np.inf`` axis, True, ``"rows"`` and ``"auto"`` write
+        zip shards.
 
     Raises
     ------
@@ -205,7 +218,8 @@ class ZarrStore(BaseStore):
             self._stacked_layout(run.result_shape, run.stacking_dim, run.result_dtype)
         if not run.resume:
             fn = run.func_name
-            _trust.refuse_leftovers(run.output_dir, [_layout.container(Path(), fn, ".zarr").name],
+            _trust.refuse_leftovers(run.output_dir, [_layout.container(Path(), fn, ".zarr").name,
+                                                     _layout.payload_dir(Path(), fn).name],
                                     fn, (".pickle",))
 
     @property
@@ -213,6 +227,21 @@ class ZarrStore(BaseStore):
         """``<out>/<fn>.zarr``."""
         assert self.run is not None
         return _layout.container(self.out, self.run.func_name, ".zarr")
+
+    @property
+    def payload(self) -> Path:
+        """``<out>/<fn>_payload``: the zip shards of a run without ``result_shape``."""
+        assert self.run is not None
+        return _layout.payload_dir(self.out, self.run.func_name)
+
+    def rows(self, run: RunInfo) -> bool:
+        """Whether ``run`` writes a zip shard per task (:mod:`acme_storage.zarr.rows`)."""
+        return zshards.rows_of(self.shard_calls, run)
+
+    def _zips(self, run: RunInfo) -> bool:
+        """Whether ``run`` writes zip shards: its calls (:meth:`rows`), or a sharded
+        ``result_0``'s extra return values."""
+        return self.rows(run) or self.block_calls(run) is not None
 
     def block_calls(self, run: RunInfo) -> int | None:
         """Calls per shard (:class:`acme_core.store.WritesBlocks`); None when not sharded."""
@@ -227,16 +256,20 @@ class ZarrStore(BaseStore):
         super().prepare(run)
         self.results_container = str(self.root)
         if run.resume and (self.root / "zarr.json").exists():
+            if self._zips(run):
+                self.payload.mkdir(exist_ok=True)
             inf = stacking.unlimited_axis(run.result_shape or ())
-            if inf is not None:
+            if inf is not None and not self.rows(run):
                 # new results may be longer than the extent an earlier finalize set
                 _zarr.resize_axis(self.root / "result_0", inf, CAPACITY)
             return
         if self.root.exists():
             shutil.rmtree(self.root)
         group = _zarr.open_group(self.root, "w")
-        if run.result_shape is not None:
+        if run.result_shape is not None and not self.rows(run):
             self._create_stacked(group, run)
+        if self._zips(run):
+            self.payload.mkdir(exist_ok=True)
 
     def _create_stacked(self, group: _zarr.ZGroup, run: RunInfo) -> None:
         assert run.result_shape is not None and run.stacking_dim is not None
@@ -293,15 +326,21 @@ class ZarrStore(BaseStore):
         """The picklable writer the tasks use."""
         assert self.run is not None
         run = self.run
+        args = (str(self.root), run.func_name, run.result_shape, run.stacking_dim,
+                str(run.result_dtype) if run.result_dtype is not None else None,
+                self._compressors(), self.chunks)
+        if self.rows(run):
+            return rows.ZarrRowsWriter(*args, payload=str(self.payload))
         cls = ZarrWriter if self.block_calls(run) is None else zshards.ZarrShardWriter
-        return cls(str(self.root), run.func_name, run.result_shape, run.stacking_dim,
-                   str(run.result_dtype) if run.result_dtype is not None else None,
-                   self._compressors(), self.chunks, fast=self._fast())
+        return cls(*args, fast=self._fast())
 
     def existing(self) -> dict[int, Any]:
         """Task id -> reference of every call with data on disk."""
         assert self.run is not None
         run = self.run
+        if run.result_shape is not None and self.rows(run):  # np.inf in zip shards
+            index = rows.RowsIndex(self.out, run.func_name, run.n_calls)
+            return {i: str(index.path(i)) for i in sorted(index.where)}
         if run.result_shape is not None:
             assert run.stacking_dim is not None
             ref = str(self.root / "result_0")
@@ -312,15 +351,22 @@ class ZarrStore(BaseStore):
             return {i: ref for i in sorted(ids)}
         found: dict[int, Any] = {}
         if self.root.is_dir():
+            # the container listed once: a zip-shard run has no group, and a stat per
+            # call would be a million stats at 10^6 calls
+            present = set(os.listdir(self.root))
             for i in range(run.n_calls):
                 group = self.root / _layout.comp_name(i)
-                if _complete_group(group):
+                if _layout.comp_name(i) in present and _complete_group(group):
                     found[i] = str(group)
         for entry in os.scandir(self.out):
             pickled = _layout.task_id_of(entry.name, run.func_name, ".pickle")
             if pickled is not None and pickled < run.n_calls and not entry.is_symlink() \
                     and _trust.whole_pickle(entry.path):
                 found[pickled] = entry.path
+        # zip shards (a call's own pickle or group wins over a copy in a shard)
+        index = rows.RowsIndex(self.out, run.func_name, run.n_calls)
+        for i in index.where.keys() - found.keys():
+            found[i] = str(index.path(i))
         return found
 
     def finalize(self, references: list[Any], failed: set[int]) -> list[Any]:
@@ -332,10 +378,10 @@ class ZarrStore(BaseStore):
         # ours (".<name>.<hex>.partial") next to the container, and inside it also
         # zarr-python's own ("<stem>.<uuid>.partial"); no key of the container ends so
         remove_partials(self.out, match=self._is_own_temporary)
-        for directory in (self.root, self.root / "result_0", self.root / EXTENT):
+        for directory in (self.root, self.root / "result_0", self.root / EXTENT, self.payload):
             remove_partials(directory, match=lambda name: name.endswith(".partial"))
         inf = stacking.unlimited_axis(run.result_shape or ())
-        if inf is not None:
+        if inf is not None and not self.rows(run):
             extent = _zarr.open_array(self.root / EXTENT)[...]
             written = extent[extent >= 0]
             # ACME's initial extent of an unlimited axis is 1 (before any data)
@@ -367,11 +413,16 @@ class ZarrStore(BaseStore):
             raise NoRunError(f"{run_dir} has no zarr container {name}")
         group = _zarr.open_group(root)
         if manifest.get("result_shape") is None:
-            return [_read_call(group, run_dir, run.func_name, i, i in run.pickled)
+            index = rows.RowsIndex(run_dir, run.func_name, run.n_calls)
+            in_shards = index.read(sorted(run.finished - run.pickled)) if index.where else {}
+            return [in_shards[i] if i in in_shards
+                    else _read_call(group, run_dir, run.func_name, i, i in run.pickled)
                     if i in run.finished else None for i in range(run.n_calls)]
-        for array in ("result_0", EXTENT):  # zarr follows links: none may leave the run
-            _trust.inside(run_dir, name, array)
-        return _read_stacked(group, root, manifest, run.finished)
+        index = rows.RowsIndex(run_dir, run.func_name, run.n_calls)
+        if _trust.inside(run_dir, name, "result_0") is None:  # np.inf in zip shards
+            return _read_rows_stacked(index, manifest, run.finished)
+        _trust.inside(run_dir, name, EXTENT)  # zarr follows links: none may leave the run
+        return _read_stacked(group, root, manifest, run.finished, index)
 
 
 def _complete_group(group: Path) -> bool:
@@ -424,8 +475,9 @@ def _extended(root: Path) -> set[int]:
 
 
 def _read_stacked(group: _zarr.ZGroup, root: Path, manifest: dict[str, Any],
-                  finished: set[int]) -> Any:
-    """The stacked ``result_0``, masked where calls are missing, with extra returns."""
+                  finished: set[int], index: rows.RowsIndex) -> Any:
+    """The stacked ``result_0``, masked where calls are missing, with extra returns
+    (from zip shards, ``index``, or ``comp_<i>`` groups)."""
     n = int(manifest["n_calls"])
     shape = stacking.manifest_shape(manifest)
     dim = int(manifest["stacking_dim"])
@@ -447,12 +499,43 @@ def _read_stacked(group: _zarr.ZGroup, root: Path, manifest: dict[str, Any],
                                for k in range(array.ndim))]
     if data is None:
         data = array[...]
+    return stacking.with_extras(stacking.apply_mask(data, dim, n, written),
+                                _extras(group, index, sorted(written)))
+
+
+def _read_rows_stacked(index: rows.RowsIndex, manifest: dict[str, Any],
+                       finished: set[int]) -> Any:
+    """A run with an ``np.inf`` axis in zip shards, stacked as the per-call layout reads it:
+    that axis as long as the longest result (1 without any), shorter ones padded with 0,
+    masked where calls are missing, with extra returns."""
+    n, dim = int(manifest["n_calls"]), int(manifest["stacking_dim"])
+    shape = stacking.manifest_shape(manifest)
+    inf = stacking.unlimited_axis(shape)
+    assert inf is not None
+    found = index.read(sorted(finished), as_lists=True)
+    slots = {i: np.asarray(values[0]) for i, values in found.items()}
+    axis = inf - (inf > dim)
+    longest = max((slot.shape[axis] for slot in slots.values() if slot.ndim > axis), default=1)
+    full = tuple(longest if k == inf else int(s) for k, s in enumerate(shape))
+    data = np.zeros(full, dtype=np.dtype(manifest.get("result_dtype") or "float64"))
+    written = []
+    for i, slot in slots.items():
+        if slot.ndim == len(full) - 1 and slot.shape[axis] <= longest:
+            data[stacking.slot_region(shape, dim, i, slot.shape)] = slot
+            written.append(i)
+    return stacking.with_extras(stacking.apply_mask(data, dim, n, written),
+                                [found[i][1:] for i in sorted(written)])
+
+
+def _extras(group: _zarr.ZGroup, index: rows.RowsIndex, ids: list[int]) -> list[list[Any]]:
+    """The extra return values of calls ``ids``: from zip shards, else ``comp_<i>`` groups."""
+    in_shards = index.read(ids, as_lists=True) if index.where else {}
     # the group's members listed once: `name in group` asks the store once per call
     # (about 0.5 ms each: 5 s of reading 10,000 calls back)
     members = set(group.group_keys())
-    extras = [_zarr.read_extras(group[_layout.comp_name(i)])
-              if _layout.comp_name(i) in members else [] for i in sorted(written)]
-    return stacking.with_extras(stacking.apply_mask(data, dim, n, written), extras)
+    return [in_shards[i] if i in in_shards
+            else _zarr.read_extras(group[_layout.comp_name(i)])
+            if _layout.comp_name(i) in members else [] for i in ids]
 
 
 def _read_call(group: _zarr.ZGroup, run_dir: Path, fn: str, i: int, pickled: bool) -> Any:

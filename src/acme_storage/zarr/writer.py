@@ -94,6 +94,33 @@ class ZarrWriter:
     def _write_stacked(self, task_id: int, value: Any) -> str:
         shape, dim = self.result_shape, self.stacking_dim
         assert shape is not None and dim is not None
+        data, extras = self.checked_stacked(task_id, value)
+        inf = stacking.unlimited_axis(shape)
+        length = 0
+        if inf is not None:
+            length = int(data.shape[inf - (inf > dim)])
+            self._clear_stale(task_id, length, data.shape)
+        if extras:  # before the slot: a slot on disk says its call is complete
+            self._write_extras(task_id, extras)
+        self._write_slot(task_id, data)
+        root = Path(self.root)
+        if inf is not None:
+            # last: the slot counts as written only once its data is complete
+            self._write_extent(task_id, length)
+        return str(root / "result_0")
+
+    def checked_stacked(self, task_id: int, value: Any
+                        ) -> tuple[np.ndarray[Any, Any], dict[str, Any]]:
+        """Call ``task_id``'s slot value (checked against ``result_shape``, cast) and its
+        extra values ``{result_<k>: (data, is_text)}``.
+
+        Raises
+        ------
+        acme_core.errors.ResultMismatchError, acme_core.errors.ResultTypeError
+            The value does not fit its slot, or zarr cannot hold one of its values.
+        """
+        shape, dim = self.result_shape, self.stacking_dim
+        assert shape is not None and dim is not None
         items = elements(value)
         dtype = np.dtype(self.result_dtype) if self.result_dtype else None
         data = stacking.check_slot_value(items[0], shape, dim, dtype)
@@ -103,19 +130,12 @@ class ZarrWriter:
                 f"call {task_id} returned a value zarr cannot hold ({why}); with "
                 f"`result_shape` every return value must be an array, number or string (no "
                 f"pickling into a stacked result)", parameter="result_shape")
-        inf = stacking.unlimited_axis(shape)
-        length = 0
-        if inf is not None:
-            length = int(data.shape[inf - (inf > dim)])
-            self._clear_stale(task_id, length, data.shape)
-        self._write_slot(task_id, data)
-        root = Path(self.root)
-        if extras:
-            write_group(root / _layout.comp_name(task_id), extras, self.compressors, self.chunks)
-        if inf is not None:
-            # last: the slot counts as written only once its data is complete
-            self._write_extent(task_id, length)
-        return str(root / "result_0")
+        return data, extras
+
+    def _write_extras(self, task_id: int, extras: dict[str, Any]) -> None:
+        """Call ``task_id``'s extra return values (``result_1``, ...), as ``comp_<i>``."""
+        write_group(Path(self.root) / _layout.comp_name(task_id), extras, self.compressors,
+                    self.chunks)
 
     def _write_slot(self, task_id: int, data: np.ndarray[Any, Any]) -> None:
         """Call ``task_id``'s slot of ``result_0``; no other writer shares its chunks."""

@@ -1,0 +1,374 @@
+"""Per-task zip shards of the ``"zarr"`` store for runs without ``result_shape`` or with
+an ``np.inf`` axis (``store_options={"shard_calls": "rows"}``, or True / ``"auto"``).
+
+::
+
+    <out>/<fn>.zarr                           the (empty) group: the run's container
+    <out>/<fn>_payload/<fn>_<t>.zarr.zip      one zip shard per task (:mod:`.zips`):
+        acme_ids                              int64, the ids of the calls in the block
+        acme_block/result_<k>                 the calls' values stacked as rows (every
+                                              call of one signature: names, dtypes, shapes)
+        comp_<i>/result_<k>                   calls that do not fit the block (another
+                                              signature, text, bytes, empty arrays)
+    <out>/<fn>_<i>.pickle                     values zarr cannot hold, per call (as today)
+
+Why: the per-call layout writes a group per call (three files and directories,
+~245 calls/s at 10^5 calls, ``benchmarks/README.md``); a shard is one file per task,
+written by that task alone, so no lock and no dispatcher rule is needed (unlike
+the sharded ``result_0``, :mod:`.shards`, whose shard grid is fixed by the array).
+
+A shard is named after the first call it holds (``t``): readers derive every
+candidate name from a task id below ``n_calls`` (:class:`RowsIndex`) and take
+nothing else from the directory. The worker buffers the task's values (copies,
+at most :data:`SHARD_BYTES`; more start the next shard) and writes the shard at
+the task's end under a temporary name, fsync'd, then renamed: complete or absent.
+A worker killed mid-task leaves at most a ``.partial`` file and loses only that
+task's calls, which run again. A shard that replaces one of the same name (a
+rerun of its first call) first takes over the calls it does not hold itself.
+``open_results`` reads each shard once (its block in one piece), and returns the
+values per call, as the per-call layout does.
+
+With an ``np.inf`` axis, a call's slot (checked and cast as for the per-call
+layout) is its ``result_0``: rows of the block when the task's calls have one
+length, a group each otherwise. No ``result_0`` array is made: a zarr array's
+extent along that axis would be rewritten by every writer, which is what the
+per-call layout's provisional ``2**40`` extent and ``acme_extent`` work around;
+``open_results`` stacks the slots, the axis as long as the longest one.
+
+A sharded ``result_0`` (:mod:`.shards`) puts its calls' extra return values
+(``result_1``, ...) into the same kind of zip shard per task, written before the
+task's slots (a slot on disk says its call is complete), so such a run makes no
+file per call either; ``open_results`` takes them from the zips.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from acme_storage import _layout, _trust
+from acme_storage._task_buffers import TaskBuffers
+from acme_storage._values import named_results
+from acme_storage.zarr._zarr import Storable, storables
+from acme_storage.zarr.writer import ZarrWriter
+from acme_storage.zarr.zips import ZipGroup, array_entries, group_entry, write_zip
+
+__all__ = ["BLOCK", "BLOCK_IDS", "SHARD_BYTES", "SHARD_SUFFIX", "Call", "RowsIndex",
+           "ZarrRowsWriter", "copied", "nbytes", "shard_entries", "shard_name", "write_shard"]
+
+#: a shard's file name suffix: ``<fn>_<first task id>.zarr.zip``
+SHARD_SUFFIX = ".zarr.zip"
+#: bytes of values a worker buffers before it writes a shard (and starts the next one)
+SHARD_BYTES = 64 * 2 ** 20
+#: the block's call ids and its group of stacked results
+BLOCK_IDS = "acme_ids"
+BLOCK = "acme_block"
+
+#: one buffered call: its id and ``{result_<k>: (data, is_text)}``
+Call = tuple[int, dict[str, Storable]]
+
+
+def shard_name(func_name: str, first: int) -> str:
+    """``<fn>_<first>.zarr.zip``: the shard whose first call is ``first``."""
+    return _layout.call_name(func_name, first, SHARD_SUFFIX)
+
+
+def _signature(arrays: dict[str, Storable]) -> tuple[Any, ...] | None:
+    """Names, dtypes and shapes of a call's arrays; None when a block cannot hold them."""
+    if any(is_text or not isinstance(data, np.ndarray) or data.dtype.kind not in "biufc"
+           or data.dtype.fields is not None or data.size == 0
+           for data, is_text in arrays.values()):
+        return None
+    return tuple((name, data.dtype.str, data.shape) for name, (data, _) in arrays.items())
+
+
+def _split(calls: list[Call]) -> tuple[list[Call], list[Call]]:
+    """The calls that fit the block (the signature of the first call a block can hold)
+    and the rest, which get a group each."""
+    block: list[Call] = []
+    groups: list[Call] = []
+    first: tuple[Any, ...] | None = None
+    for call in calls:
+        signature = _signature(call[1])
+        if first is None:
+            first = signature
+        (block if signature is not None and signature == first else groups).append(call)
+    return block, groups
+
+
+def shard_entries(calls: list[Call], codecs: Any, chunks: tuple[int, ...] | None
+                  ) -> dict[str, Any]:
+    """The zip entries of a shard holding ``calls`` (see the module docstring)."""
+    block, groups = _split(calls)
+    entries: dict[str, Any] = {"zarr.json": group_entry()}
+    for i, arrays in groups:
+        prefix = _layout.comp_name(i)
+        entries[f"{prefix}/zarr.json"] = group_entry()
+        for name, (data, is_text) in arrays.items():
+            entries.update(array_entries(f"{prefix}/{name}", data, is_text, codecs, chunks))
+    if block:
+        ids = np.array([i for i, _ in block], dtype=np.int64)
+        entries.update(array_entries(BLOCK_IDS, ids, False, None))
+        entries[f"{BLOCK}/zarr.json"] = group_entry()
+        for name in block[0][1]:
+            rows = np.stack([arrays[name][0] for _, arrays in block])
+            entries.update(array_entries(f"{BLOCK}/{name}", rows, False, codecs))
+    return entries
+
+
+def write_shard(path: str, calls: list[Call], codecs: Any, chunks: tuple[int, ...] | None,
+                fsync: bool = True) -> None:
+    """Write the shard ``path`` holding ``calls`` (and an earlier shard's other calls)."""
+    mine = {i for i, _ in calls}
+    rows, copied = _earlier(path, mine)
+    entries = shard_entries(rows + calls, codecs, chunks)
+    entries.update(copied)
+    write_zip(path, entries, fsync)
+
+
+def _earlier(path: str, mine: set[int]) -> tuple[list[Call], dict[str, bytes]]:
+    """An existing complete shard ``path``'s calls that are not ``mine``: its block rows
+    (as calls) and its groups' entries (copied as they are)."""
+    if not os.path.exists(path):
+        return [], {}
+    try:
+        with ZipGroup(path) as old:
+            groups = {i for i in map(_comp_id, old.members()) if i is not None}
+            ids, columns = block_columns(old)
+            rows = [(i, {key: (column[j], False) for key, column in columns})
+                    for j, i in enumerate(ids) if i not in mine and i not in groups]
+            keep = tuple(f"{_layout.comp_name(i)}/" for i in groups - mine)
+            copied = {name: old.zip.read(name) for name in old.names if name.startswith(keep)}
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):  # not a complete zip
+        return [], {}
+    return rows, copied
+
+
+def block_columns(z: ZipGroup) -> tuple[list[int], list[tuple[str, np.ndarray[Any, Any]]]]:
+    """A shard's block: its call ids and ``(result_<k>, rows)`` per result (empty if none)."""
+    if not (z.has(BLOCK_IDS) and z.has(BLOCK)):
+        return [], []
+    ids = z.array(BLOCK_IDS)
+    columns = [(key, z.array(f"{BLOCK}/{key}")) for key in _layout.result_keys(z.members(BLOCK))]
+    if ids.ndim != 1 or not columns or any(len(c) != len(ids) for _, c in columns):
+        return [], []
+    return [int(i) for i in ids.tolist()], columns
+
+
+def _comp_id(name: str) -> int | None:
+    head, _, number = name.partition("_")
+    return int(number) if head == "comp" and number.isdigit() else None
+
+
+def read_calls(z: ZipGroup, members: list[int], as_lists: bool = False) -> dict[int, Any]:
+    """The values of the calls ``members`` that the shard ``z`` holds, as the per-call
+    layout reads them (one value, or a tuple of the results in order; ``as_lists``: a
+    list of the results, as a stacked run's extras are read)."""
+    ids, columns = block_columns(z)
+    where = {i: j for j, i in enumerate(ids)}
+    values: dict[int, Any] = {}
+    for i in members:
+        prefix = _layout.comp_name(i)
+        if z.has(prefix):  # a call both a group and a row (never written so) is a group
+            found = [z.value(f"{prefix}/{k}") for k in _layout.result_keys(z.members(prefix))]
+        elif i in where:
+            found = [column[where[i]] for _, column in columns]
+        else:
+            continue
+        values[i] = found if as_lists else found[0] if len(found) == 1 else tuple(found)
+    return values
+
+
+class RowsIndex:
+    """Which call is in which complete shard of a run directory (for readers and resume).
+
+    Every shard name is derived from a task id (:func:`shard_name`); the directory
+    listing only tells which of them exist. A shard that does not open as a
+    complete zip holds nothing.
+    """
+
+    def __init__(self, run_dir: Path, func_name: str, n_calls: int) -> None:
+        self.run_dir = run_dir
+        self.func_name = func_name
+        #: task id -> shard file name (in the payload directory)
+        self.where: dict[int, str] = {}
+        payload = _layout.payload_dir(run_dir, func_name)
+        if not payload.is_dir() or payload.is_symlink():
+            return
+        for first in sorted(self._firsts(payload, n_calls)):
+            name = shard_name(func_name, first)
+            path = _trust.inside(run_dir, payload.name, name)
+            if path is not None and path.is_file():
+                for i in _calls_in(path, n_calls):
+                    self.where.setdefault(i, name)
+
+    def _firsts(self, payload: Path, n_calls: int) -> list[int]:
+        firsts = []
+        for entry in os.scandir(payload):
+            t = _layout.task_id_of(entry.name, self.func_name, SHARD_SUFFIX)
+            if t is not None and t < n_calls and not entry.is_symlink():
+                firsts.append(t)
+        return firsts
+
+    def path(self, i: int) -> Path | None:
+        """The shard holding call ``i`` (None when no complete shard does)."""
+        name = self.where.get(i)
+        if name is None:
+            return None
+        return _trust.inside(self.run_dir, _layout.payload_dir(Path(), self.func_name).name,
+                             name)
+
+    def read(self, ids: list[int], as_lists: bool = False) -> dict[int, Any]:
+        """The values of calls ``ids`` found in shards, each shard opened once
+        (``as_lists``: see :func:`read_calls`)."""
+        by_shard: dict[str, list[int]] = {}
+        for i in ids:
+            if i in self.where:
+                by_shard.setdefault(self.where[i], []).append(i)
+        values: dict[int, Any] = {}
+        for members in by_shard.values():
+            path = self.path(members[0])
+            if path is not None:
+                with ZipGroup(str(path)) as z:
+                    values.update(read_calls(z, members, as_lists))
+        return values
+
+
+def _calls_in(path: Path, n_calls: int) -> list[int]:
+    """The calls a shard holds (groups and block rows); none when it does not read."""
+    try:
+        with ZipGroup(str(path)) as z:
+            groups = [i for i in map(_comp_id, z.members()) if i is not None]
+            block = _block_ids(z)
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile):
+        return []
+    return [i for i in groups + block if 0 <= i < n_calls]
+
+
+def _block_ids(z: ZipGroup) -> list[int]:
+    """The block's ids when every column has a row per id (from metadata, no data read)."""
+    if not (z.has(BLOCK_IDS) and z.has(BLOCK)):
+        return []
+    ids = z.array(BLOCK_IDS)
+    keys = _layout.result_keys(z.members(BLOCK))
+    shapes = [json.loads(z.zip.read(f"{BLOCK}/{k}/zarr.json")).get("shape") for k in keys]
+    if ids.ndim != 1 or not keys or any(not s or s[0] != len(ids) for s in shapes):
+        return []
+    return [int(i) for i in ids.tolist()]
+
+
+class _Buffer:
+    """A worker's values of the current task, until the task's end writes them as a shard."""
+
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+        self.nbytes = 0
+        #: the path of the shard being filled (one ``str`` object: references share it)
+        self.path: str | None = None
+        self.lock = threading.Lock()
+
+    def take(self) -> tuple[str | None, list[Call]]:
+        path, calls = self.path, self.calls
+        self.path, self.calls, self.nbytes = None, [], 0
+        return path, calls
+
+
+def copied(arrays: dict[str, Storable]) -> dict[str, Storable]:
+    """The arrays copied: the task keeps running, and a function that returns one array
+    object, changed, on every call must not change earlier results."""
+    return {name: (data if is_text else np.array(data, copy=True), is_text)
+            for name, (data, is_text) in arrays.items()}
+
+
+def nbytes(arrays: dict[str, Storable]) -> int:
+    return sum(data.nbytes if isinstance(data, np.ndarray) else len(data)
+               for data, _ in arrays.values()) + 64
+
+
+class ZarrRowsWriter(ZarrWriter):
+    """Worker side of a run in zip shards: a task's calls go into one shard (module docstring).
+
+    A :class:`~acme_core.store.WritesChunks` writer. Values zarr cannot hold take
+    the per-call path (an emergency pickle). Outside a task (``debug=True``) each
+    call is written at once as a shard of its own.
+    """
+
+    def __init__(self, *args: Any, payload: str, fsync: bool = True,
+                 shard_bytes: int = SHARD_BYTES, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.payload = payload
+        self.fsync = fsync
+        self.shard_bytes = shard_bytes
+        self._setup()
+
+    def _setup(self) -> None:
+        # the buffers of the tasks running in this process (see acme_storage._task_buffers)
+        self._tasks: TaskBuffers[_Buffer] = TaskBuffers()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        del state["_tasks"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._setup()
+
+    def _shard_path(self, first: int) -> str:
+        return os.path.join(self.payload, shard_name(self.func_name, first))
+
+    def begin_chunk(self, task_ids: list[int]) -> None:
+        """Start buffering the calls ``task_ids`` of one task."""
+        self._tasks.begin(task_ids, _Buffer())
+
+    def end_chunk(self) -> None:
+        """Write the task's shard (complete or absent), or raise."""
+        buffer = self._tasks.end()
+        if buffer is not None:
+            with buffer.lock:
+                self._flush(buffer)
+
+    def _flush(self, buffer: _Buffer) -> None:
+        path, calls = buffer.take()
+        if path is not None and calls:
+            self._write(path, calls)
+
+    def _write(self, path: str, calls: list[Call]) -> None:
+        write_shard(path, calls, self.compressors, self.chunks, self.fsync)
+        # an earlier attempt of one of these calls was pickled: the shard holds it now.
+        # One listing per shard, not a stat per call (a third of the writing time)
+        out = os.path.dirname(self.root)
+        pickles = {_layout.call_name(self.func_name, i, ".pickle") for i, _ in calls}
+        for name in pickles.intersection(os.listdir(out)):
+            os.unlink(os.path.join(out, name))
+
+    def write(self, task_id: int, value: Any) -> str:
+        """Buffer call ``task_id``'s value for its task's shard; return the shard's path."""
+        if self.result_shape is not None:  # an np.inf axis: the slot is result_0's row
+            data, extras = self.checked_stacked(task_id, value)
+            arrays = copied({"result_0": (data, False), **extras})
+        else:
+            arrays, why = storables(named_results(value, collapse=True))
+            if why is not None:  # the per-call path: an emergency pickle
+                return self._write_group(task_id, value)
+            arrays = copied(arrays)
+        buffer = self._tasks.of(task_id)
+        if buffer is None:  # outside a task: a shard of its own, now
+            path = self._shard_path(task_id)
+            self._write(path, [(task_id, arrays)])
+            return path
+        with buffer.lock:
+            if buffer.path is None:
+                buffer.path = self._shard_path(task_id)
+            reference = buffer.path
+            buffer.calls.append((task_id, arrays))
+            buffer.nbytes += nbytes(arrays)
+            if buffer.nbytes >= self.shard_bytes:  # bounded memory: the next shard begins
+                self._flush(buffer)
+        return reference

@@ -1,0 +1,454 @@
+"""The ``"zarr"`` store's zip shards (``shard_calls="rows"``, runs without ``result_shape``):
+the same results as a group per call.
+
+Real runs on the session's 2-worker dask cluster (the ``client`` fixture), real zip files
+read back with zarr-python's ``ZipStore`` and ``open_results``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import zarr
+
+from acme_core import ParallelMap, ParallelMapError, open_results
+from acme_core.errors import ArgumentValueError
+from acme_core.fileio import is_partial
+from acme_core.manifest import Manifest
+from acme_core.store import RunInfo, WritesChunks
+from acme_storage.zarr import ZarrStore
+from acme_storage.zarr.rows import SHARD_SUFFIX, ZarrRowsWriter
+from acme_storage.zarr.shards import SHARD_AUTO_CALLS
+from acme_storage.zarr.zips import GROUP_JSON, _through_zarr, array_entries
+
+
+def mixed(i: int) -> Any:
+    """Every kind of value a per-call group holds, emergency pickles, and a failing call."""
+    kind = i % 8
+    if kind == 0:
+        return float(i)
+    if kind == 1:
+        return np.arange(4, dtype=np.int32) + i
+    if kind == 2:
+        return np.full((2, 3), i, dtype=np.float32), f"text {i}", i
+    if kind == 3:
+        return ["a", f"b{i}"]
+    if kind == 4:
+        return {"not": "zarr", "i": i}  # emergency pickle
+    if kind == 5:
+        return np.bool_(i % 2), np.arange(3.0), np.complex64(i)
+    if kind == 6 and i == 14:
+        raise ValueError("call 14 fails")
+    return np.zeros(i % 3), np.uint8(i)  # ragged (and empty) arrays
+
+
+def run(out: Path, func: Any, n: int, shard: Any, *args: Any, **options: Any) -> Any:
+    with ParallelMap(func, list(range(n)), *args, output_dir=str(out), store="zarr",
+                     store_options={"shard_calls": shard}, logfile=False, progress=False,
+                     verbose=False, **options) as pmap:
+        return pmap.compute()
+
+
+def assert_same(a: Any, b: Any) -> None:
+    assert type(a) is type(b), (a, b)
+    if isinstance(a, tuple):
+        assert len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
+            assert_same(x, y)
+    elif isinstance(a, np.ndarray):
+        assert a.dtype == b.dtype and a.shape == b.shape, (a, b)
+        np.testing.assert_array_equal(a, b)
+    elif isinstance(a, np.generic):
+        assert a.dtype == b.dtype and a == b
+    else:
+        assert a == b
+
+
+def shard_files(out: Path) -> list[Path]:
+    return sorted(out.rglob(f"*{SHARD_SUFFIX}"))
+
+
+def files_of(out: Path) -> list[Path]:
+    return [p for p in out.rglob("*") if p.is_file()]
+
+
+@pytest.mark.parametrize("chunk_size", [1, 5, "auto"])
+def test_rows_run_reads_as_per_call_groups(client, tmp_path, chunk_size):
+    n = 48
+    for where, layout in (("calls", False), ("rows", "rows")):
+        with pytest.raises(ParallelMapError):
+            run(tmp_path / where, mixed, n, layout, retries=0, chunk_size=chunk_size)
+    per_call, rows = open_results(tmp_path / "calls"), open_results(tmp_path / "rows")
+    assert isinstance(rows, list) and len(rows) == n and rows[14] is None
+    for a, b in zip(per_call, rows, strict=True):
+        assert_same(a, b)
+    calls, sharded = Manifest.load(tmp_path / "calls"), Manifest.load(tmp_path / "rows")
+    assert sharded.finished == calls.finished == set(range(n)) - {14}
+    assert sharded.pickled == calls.pickled == set(range(4, n, 8))
+    # no group per call: the container is an empty group, the calls are in the zips
+    assert [p.name for p in (tmp_path / "rows" / "mixed.zarr").iterdir()] == ["zarr.json"]
+    assert 0 < len(shard_files(tmp_path / "rows")) <= (n if chunk_size == 1 else n // 2)
+    assert not [p for p in (tmp_path / "rows").rglob("*") if is_partial(p.name)]
+
+
+def pair(i: int) -> Any:
+    return np.arange(3.0) * i, np.int64(i)
+
+
+def test_a_zip_shard_is_a_zarr_group_zarr_python_reads(client, tmp_path):
+    run(tmp_path / "run", pair, 20, "rows", chunk_size=10)
+    first = tmp_path / "run" / "pair_payload" / f"pair_0{SHARD_SUFFIX}"
+    group = zarr.open_group(zarr.storage.ZipStore(first, mode="r"), mode="r")
+    assert group["acme_ids"][...].tolist() == list(range(10))
+    np.testing.assert_array_equal(group["acme_block/result_0"][...],
+                                  np.arange(3.0) * np.arange(10)[:, None])
+    assert group["acme_block/result_1"][...].tolist() == list(range(10))
+    values = open_results(tmp_path / "run")
+    for i, value in enumerate(values):
+        assert_same(value, (np.arange(3.0) * i, np.int64(i)))
+
+
+@pytest.mark.parametrize("data", [np.arange(6.0).reshape(2, 3), np.int32(7), np.array(True),
+                                  np.arange(4, dtype=">i8"), np.array([1 + 2j], "<c16"),
+                                  np.arange(5, dtype=np.uint16), np.float16(2.5),
+                                  np.array([1, 2], np.int8), np.array([3], np.uint64),
+                                  np.ones((2, 1, 2), np.complex64), np.array([[False]])])
+def test_by_hand_entries_are_zarrs_own(data):
+    by_hand = array_entries("x", np.asarray(data), False, None)
+    little = np.asarray(data).astype(np.asarray(data).dtype.newbyteorder("<"))
+    by_zarr = _through_zarr("x", little, False, None, None)
+    assert {k: bytes(v) for k, v in by_hand.items()} == by_zarr
+
+
+def test_the_group_entry_is_zarrs_own(tmp_path):
+    zarr.open_group(tmp_path / "g", mode="w", zarr_format=3)
+    assert (tmp_path / "g" / "zarr.json").read_bytes() == GROUP_JSON
+
+
+def test_a_shard_holds_what_fits_and_groups_the_rest(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    store = ZarrStore(shard_calls="rows")
+    store.prepare(RunInfo(func_name="f", n_calls=7, output_dir=out))
+    writer = store.writer()
+    values = ["text first", 1.0, 2.0, np.arange(2.0), 4.0, np.zeros(0), b"raw\x00"]
+    writer.begin_chunk(list(range(7)))
+    refs = [writer.write(i, v) for i, v in enumerate(values)]
+    writer.end_chunk()
+    store.finalize(refs, set())
+    group = zarr.open_group(zarr.storage.ZipStore(refs[0], mode="r"), mode="r")
+    assert group["acme_ids"][...].tolist() == [1, 2, 4]  # the first call that fits sets it
+    assert sorted(k for k in group.group_keys() if k.startswith("comp_")) == [
+        "comp_0", "comp_3", "comp_5", "comp_6"]
+    manifest = {"func_name": "f", "n_calls": 7, "store": "zarr", "finished": [[0, 6]]}
+    read = ZarrStore.read(out, manifest)
+    assert read[0] == "text first" and read[6] == b"raw"  # zarr's bytes, as per call
+    assert [float(read[i][0]) for i in (1, 2, 4)] == [1.0, 2.0, 4.0]
+    assert_same(read[3], np.arange(2.0))
+    assert read[5].shape == (0,)
+
+
+def die_once(i: int, marker: str) -> float:
+    """Call 7 kills its worker the first time (mid-shard: its task's calls are buffered)."""
+    if i == 7 and not os.path.exists(marker):
+        Path(marker).touch()
+        os._exit(1)
+    return float(i)
+
+
+def die_once_then_fail(i: int, marker: str, flag: str) -> float:
+    """Call 7 kills its worker once (mid-shard); call 25 fails until ``flag`` exists."""
+    if i == 25 and not os.path.exists(flag):
+        raise ValueError("call 25 fails this time")
+    return die_once(i, marker)
+
+
+def floats(values: Any) -> list[float]:
+    return [float(np.ravel(v)[0]) for v in values]
+
+
+def test_a_worker_killed_mid_shard_loses_nothing_after_resume(client, tmp_path):
+    out, marker, flag = tmp_path / "run", str(tmp_path / "died"), str(tmp_path / "flag")
+    with pytest.raises(ParallelMapError):
+        run(out, die_once_then_fail, 40, "rows", marker, flag, retries=0, chunk_size=4)
+    assert os.path.exists(marker)
+    assert Manifest.load(out).finished == set(range(40)) - {25}
+    partial = open_results(out)
+    assert partial[25] is None and floats(v for i, v in enumerate(partial) if i != 25) == [
+        float(i) for i in range(40) if i != 25]
+    Path(flag).touch()
+    run(out, die_once_then_fail, 40, "rows", marker, flag, resume=True, chunk_size=4)
+    assert floats(open_results(out)) == [float(i) for i in range(40)]
+    assert not [p for p in out.rglob("*") if is_partial(p.name)]
+
+
+def test_a_moved_run_directory_still_reads(client, tmp_path):
+    run(tmp_path / "run", pair, 24, "rows")
+    moved = tmp_path / "elsewhere"
+    moved.mkdir()
+    shutil.move(tmp_path / "run", moved / "run")
+    for i, value in enumerate(open_results(moved / "run")):
+        assert_same(value, (np.arange(3.0) * i, np.int64(i)))
+
+
+def test_an_unfinished_chunk_leaves_nothing_that_counts(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    store = ZarrStore(shard_calls=True)
+    store.prepare(RunInfo(func_name="f", n_calls=10, output_dir=out))
+    writer = pickle.loads(pickle.dumps(store.writer()))
+    assert isinstance(writer, WritesChunks) and isinstance(writer, ZarrRowsWriter)
+    writer.begin_chunk([0, 1, 2])
+    for i in (0, 1, 2):
+        writer.write(i, float(i))
+    writer.end_chunk()
+    writer.begin_chunk([3, 4, 5])  # the worker is killed before the chunk ends
+    for i in (3, 4):
+        writer.write(i, float(i))
+    (out / "f_payload" / f".f_3{SHARD_SUFFIX}.0123456789ab.partial").write_bytes(b"half")
+    (out / "f_payload" / f"f_5{SHARD_SUFFIX}").write_bytes(b"")  # a node crash's empty file
+    (out / "f_payload" / f"f_6{SHARD_SUFFIX}").write_bytes(b"PK\x03\x04 cut short")
+    (out / "f_payload" / f"f_60{SHARD_SUFFIX}").write_bytes(b"")  # beyond n_calls: not ours
+    assert sorted(store.existing()) == [0, 1, 2]
+    store.finalize([None] * 10, set())
+    assert not [p for p in out.rglob("*") if is_partial(p.name)]
+
+
+def test_a_rerun_of_a_shards_first_call_keeps_its_other_calls(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    store = ZarrStore(shard_calls="rows")
+    store.prepare(RunInfo(func_name="f", n_calls=5, output_dir=out))
+    writer = store.writer()
+    writer.begin_chunk([0, 1, 2, 3, 4])
+    refs = [writer.write(i, v) for i, v in enumerate([0.0, 1.0, 2.0, "three", 4.0])]
+    writer.end_chunk()
+    writer.begin_chunk([0])  # a retry of call 0 alone: the same shard name
+    refs[0] = writer.write(0, np.arange(2))  # another signature than the block's
+    writer.end_chunk()
+    store.finalize(refs, set())
+    manifest = {"func_name": "f", "n_calls": 5, "store": "zarr", "finished": [[0, 4]]}
+    read = ZarrStore.read(out, manifest)
+    assert_same(read[0], np.arange(2))
+    assert floats(read[i] for i in (1, 2, 4)) == [1.0, 2.0, 4.0]
+    assert_same(read[3], np.array(["three"], dtype=object))
+    assert len(shard_files(out)) == 1
+
+
+def test_a_rerun_pickled_call_then_in_a_shard_reads_from_the_shard(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    store = ZarrStore(shard_calls="rows")
+    store.prepare(RunInfo(func_name="f", n_calls=2, output_dir=out))
+    writer = store.writer()
+    writer.begin_chunk([0, 1])
+    refs = [writer.write(0, {"a": 1}), writer.write(1, 1.0)]
+    writer.end_chunk()
+    assert refs[0].endswith(".pickle") and os.path.exists(refs[0])
+    writer.begin_chunk([0])
+    refs[0] = writer.write(0, 5.0)
+    writer.end_chunk()
+    assert not (out / "f_0.pickle").exists()
+    assert sorted(store.existing()) == [0, 1]
+    manifest = {"func_name": "f", "n_calls": 2, "store": "zarr", "finished": [[0, 1]]}
+    assert floats(ZarrStore.read(out, manifest)) == [5.0, 1.0]
+
+
+def test_option_values_and_auto(tmp_path):
+    def info(n: int, shape: Any = None) -> RunInfo:
+        full = None if shape is None else tuple(n if s is None else s for s in shape)
+        return RunInfo("f", n, tmp_path, full, None if shape is None else np.dtype("f8"),
+                       None if shape is None else 0)
+
+    auto = ZarrStore(shard_calls="auto")
+    assert not auto.rows(info(SHARD_AUTO_CALLS - 1)) and auto.rows(info(SHARD_AUTO_CALLS))
+    assert not auto.rows(info(10 ** 6, (None, 3)))  # the sharded result_0 instead
+    assert auto.block_calls(info(10 ** 6, (None, 3))) is not None
+    assert auto.rows(info(10 ** 6, (None, np.inf)))  # np.inf: zip shards too
+    assert not auto.rows(info(10 ** 3, (None, np.inf)))
+    for value in (True, "rows"):
+        assert ZarrStore(shard_calls=value).rows(info(10))
+        assert ZarrStore(shard_calls=value).rows(info(10, (None, np.inf)))
+        assert ZarrStore(shard_calls=value).block_calls(info(10 ** 4, (None, 3))) is not None
+    assert not ZarrStore().rows(info(10 ** 6))  # the default stays a group per call
+
+
+@pytest.mark.parametrize(("value", "shape"), [("Rows", None), (5, None), (5, (None, np.inf)),
+                                              (None, None)])
+def test_refused_before_anything_is_written(tmp_path, value, shape):
+    out = tmp_path / "run"
+    options = {} if shape is None else {"result_shape": shape}
+    with pytest.raises(ArgumentValueError, match=r"store_options\['shard_calls'\]") as info:
+        ParallelMap(fails_on_three, list(range(4)), output_dir=str(out), store="zarr",
+                    store_options={"shard_calls": value}, logfile=False, progress=False,
+                    **options)
+    assert info.value.parameter == "store_options"
+    assert not out.exists()
+
+
+def fails_on_three(i: int) -> float:
+    if i == 3:
+        raise ValueError("cannot handle 3")
+    return float(i)
+
+
+def test_inspect_and_open_results_report_per_call(client, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(ParallelMapError):
+        run(out, fails_on_three, 12, "rows", retries=0)
+    done = subprocess.run([sys.executable, "-m", "acme_core.cli", "inspect", "--json", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    state = json.loads(done.stdout)
+    assert state["done"] == 11 and list(state["failed"]) == ["3"] and state["missing"] == []
+    values = open_results(out)
+    assert values[3] is None
+    assert floats(v for i, v in enumerate(values) if i != 3) == [float(i) for i in range(12)
+                                                                 if i != 3]
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+def test_shard_blocks_are_compressed_as_the_store_says(client, tmp_path, compression):
+    with ParallelMap(np.full, 3, list(range(40)), output_dir=str(tmp_path / "run"), store="zarr",
+                     store_options={"shard_calls": "rows", "compression": compression},
+                     logfile=False, progress=False) as pmap:
+        pmap.compute()
+    assert shard_files(tmp_path / "run")
+    for path in shard_files(tmp_path / "run"):
+        group = zarr.open_group(zarr.storage.ZipStore(path, mode="r"), mode="r")
+        names = [type(c).__name__ for c in group["acme_block/result_0"].compressors]
+        assert names == [f"{compression.capitalize()}Codec"]
+    values = open_results(tmp_path / "run")
+    assert [list(np.asarray(v).ravel()) for v in values] == [[i] * 3 for i in range(40)]
+
+
+def test_debug_runs_write_shards(tmp_path):
+    """``debug=True`` hands the writer pieces of calls: a few shards, read back alike."""
+    with ParallelMap(np.negative, list(range(30)), output_dir=str(tmp_path / "run"),
+                     store="zarr", store_options={"shard_calls": "rows"}, logfile=False,
+                     progress=False) as pmap:
+        pmap.compute(debug=True)
+    assert 1 <= len(shard_files(tmp_path / "run")) <= 3
+    assert [int(np.ravel(v)[0]) for v in open_results(tmp_path / "run")] == [
+        -i for i in range(30)]
+
+
+def slot_and_extras(i: int) -> Any:
+    """A stacked slot, a scalar extra and a ragged extra (a comp group in the zip)."""
+    return np.arange(3.0) + i, np.int32(i), np.arange(i % 3)
+
+
+def test_extras_of_a_sharded_stacked_run_are_zip_rows(client, tmp_path):
+    options = {"result_shape": (None, 3), "chunk_size": 5}
+    for where, layout in (("calls", False), ("shards", True)):
+        run(tmp_path / where, slot_and_extras, 30, layout, **options)
+    per_call, sharded = open_results(tmp_path / "calls"), open_results(tmp_path / "shards")
+    assert len(per_call) == len(sharded) == 1 + 2 * 30
+    for a, b in zip(per_call, sharded, strict=True):
+        assert_same(a, b)
+    container = tmp_path / "shards" / "slot_and_extras.zarr"
+    assert not [p for p in container.iterdir() if p.name.startswith("comp_")]
+    zips = shard_files(tmp_path / "shards")
+    assert 0 < len(zips) <= 6
+    group = zarr.open_group(zarr.storage.ZipStore(zips[0], mode="r"), mode="r")
+    ids = group["acme_ids"][...].tolist()
+    assert group["acme_block/result_1"][...].tolist() == ids
+    assert "acme_block/result_2" not in group or group["acme_block/result_2"].shape[0] == len(ids)
+
+
+def ragged(i: int) -> Any:
+    """np.inf results: lengths 1-4 (calls 0-3 of a task of 4 differ), call 9 fails."""
+    if i == 9:
+        raise ValueError("call 9 fails")
+    return np.arange(1.0, i % 4 + 2) * i, np.int32(i)
+
+
+def same_length(i: int) -> Any:
+    return np.full((2, 3), float(i))
+
+
+@pytest.mark.parametrize(("func", "shape", "chunk_size"),
+                         [(ragged, (None, np.inf), 4), (ragged, (np.inf, None), 1),
+                          (same_length, (2, None, np.inf), 5)])
+def test_an_inf_axis_in_zip_shards_reads_as_per_call_chunks(client, tmp_path, func, shape,
+                                                             chunk_size):
+    from stacked_cases import assert_same_stacked
+
+    options = {"result_shape": shape, "retries": 0, "chunk_size": chunk_size}
+    for where, layout in (("calls", False), ("rows", "rows")):
+        if func is ragged:
+            with pytest.raises(ParallelMapError):
+                run(tmp_path / where, func, 20, layout, **options)
+        else:
+            run(tmp_path / where, func, 20, layout, **options)
+    per_call, rows = open_results(tmp_path / "calls"), open_results(tmp_path / "rows")
+    assert_same_stacked(per_call, rows)
+    assert not (tmp_path / "rows" / f"{func.__name__}.zarr" / "result_0").exists()
+    assert 0 < len(shard_files(tmp_path / "rows")) <= 20
+    assert Manifest.load(tmp_path / "rows").finished == Manifest.load(tmp_path / "calls").finished
+
+
+def ragged_killed_once(i: int, marker: str, flag: str) -> Any:
+    """np.inf results; call 7 kills its worker once (mid-shard), call 13 fails until ``flag``."""
+    if i == 13 and not os.path.exists(flag):
+        raise ValueError("call 13 fails this time")
+    die_once(i, marker)
+    return np.arange(1.0, i % 3 + 2) * i
+
+
+def test_an_inf_axis_in_zip_shards_resumes_per_call(client, tmp_path):
+    out, marker, flag = tmp_path / "run", str(tmp_path / "died"), str(tmp_path / "flag")
+    options = {"result_shape": (None, np.inf), "chunk_size": 4}
+    with pytest.raises(ParallelMapError):
+        run(out, ragged_killed_once, 30, "rows", marker, flag, retries=0, **options)
+    assert os.path.exists(marker)
+    partial = open_results(out)
+    assert partial.mask[:, 0].tolist() == [i == 13 for i in range(30)]
+    Path(flag).touch()
+    run(out, ragged_killed_once, 30, "rows", marker, flag, resume=True, **options)
+    values = open_results(out)
+    assert values.shape == (30, 3) and not np.ma.is_masked(values)
+    for i in range(30):
+        expected = np.arange(1.0, i % 3 + 2) * i
+        np.testing.assert_array_equal(values[i, :len(expected)], expected)
+        assert not values[i, len(expected):].any()  # padded with 0
+    assert not [p for p in out.rglob("*") if is_partial(p.name)]
+
+
+def half(i: int) -> float:
+    return i / 2
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+def test_many_calls_in_zip_shards(client, tmp_path):
+    # the issue's 200,000 calls in CI within a minute, in zip shards ("auto" from 10,000
+    # calls); the rate is measured in benchmarks/README.md, never asserted
+    n = 200_000
+    out = tmp_path / "run"
+    run(out, half, n, "auto")
+    assert len(shard_files(out)) <= n // 1000
+    assert [p.name for p in (out / "half.zarr").iterdir()] == ["zarr.json"]
+    values = open_results(out)
+    assert len(values) == n and float(values[-1][0]) == (n - 1) / 2
+
+
+def test_a_pickling_codec_in_a_shard_is_not_read(tmp_path):
+    from acme_storage.zarr.zips import ZipGroup, write_zip
+
+    entries = _through_zarr("comp_0/result_0", np.array(["a"], dtype=object), True, None, None)
+    meta = json.loads(entries["comp_0/result_0/zarr.json"])
+    meta["codecs"] = [{"name": "numcodecs.pickle", "configuration": {}}]
+    entries["comp_0/result_0/zarr.json"] = json.dumps(meta).encode()
+    path = str(tmp_path / f"f_0{SHARD_SUFFIX}")
+    write_zip(path, {"zarr.json": GROUP_JSON, "comp_0/zarr.json": GROUP_JSON, **entries})
+    with ZipGroup(path) as z, pytest.raises(ValueError, match="pickling codec"):
+        z.value("comp_0/result_0")
