@@ -12,13 +12,14 @@ For each N (``--ns``) and each result kind (``--kinds``: ``scalar`` returns a fl
 * ``hdf5-rows``: a shard file per task holding only the stacked rows
   (``shard_calls="rows"``, what ``"auto"`` chooses from its threshold on; the
   container holds a virtual dataset per result);
-* ``zarr``: the zarr store as it is (a chunk file per call with ``result_shape``);
+* ``zarr``: the zarr store's per-call layout (``shard_calls=False``: a chunk file per
+  call with ``result_shape``, a group per call without);
 * ``zarr-shards``: the zarr store with ``shard_calls=True`` (stacked kinds only:
-  ``result_0`` in zarr v3 shards of up to 1,000 calls);
+  ``result_0`` in zarr v3 shards of up to 2,000 calls);
 * ``zarr-rows``: the zarr store with ``shard_calls="rows"`` (kinds without
   ``result_shape`` only: a zip file per task holding the calls as stacked rows,
   :mod:`acme_storage.zarr.rows`);
-* ``hdf5-auto``: the ``"hdf5"`` store with its default ``shard_calls="auto"``.
+* ``hdf5-auto``, ``zarr-auto``: the stores with their default ``shard_calls="auto"``.
 
 The kinds ``stacked-extras`` (``result_shape=(None,)``, a float and an int32 extra per
 call: the extras go into the zip shards with ``zarr-shards``) and ``inf-kib``
@@ -40,7 +41,8 @@ load average before and after the variant (the machine is shared).
 Run::
 
     python benchmarks/bench_scale.py [--ns 10000 100000] [--kinds scalar kib]
-        [--variants memory hdf5 hdf5-groups hdf5-rows zarr zarr-shards zarr-rows hdf5-auto]
+        [--variants memory hdf5 hdf5-groups hdf5-rows zarr zarr-shards zarr-rows hdf5-auto
+                    zarr-auto]
         [--read-max N] [--per-call-max N] [--json]
 
     python benchmarks/bench_scale.py --kinds stacked-scalar stacked-kib \
@@ -67,10 +69,11 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "hdf5": ("hdf5", {"shard_calls": False}),
     "hdf5-groups": ("hdf5", {"shard_calls": "groups"}),
     "hdf5-rows": ("hdf5", {"shard_calls": "rows"}),
-    "zarr": ("zarr", {}),
+    "zarr": ("zarr", {"shard_calls": False}),
     "zarr-shards": ("zarr", {"shard_calls": True}),
     "zarr-rows": ("zarr", {"shard_calls": "rows"}),
     "hdf5-auto": ("hdf5", {}),
+    "zarr-auto": ("zarr", {}),
 }
 
 #: ``result_shape`` per result kind (None: not stacked)

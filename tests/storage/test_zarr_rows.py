@@ -279,7 +279,9 @@ def test_option_values_and_auto(tmp_path):
         assert ZarrStore(shard_calls=value).rows(info(10))
         assert ZarrStore(shard_calls=value).rows(info(10, (None, np.inf)))
         assert ZarrStore(shard_calls=value).block_calls(info(10 ** 4, (None, 3))) is not None
-    assert not ZarrStore().rows(info(10 ** 6))  # the default stays a group per call
+    assert ZarrStore().shard_calls == "auto"  # the default
+    assert ZarrStore().rows(info(10 ** 6)) and not ZarrStore().rows(info(10))
+    assert not ZarrStore(shard_calls=False).rows(info(10 ** 6))
 
 
 @pytest.mark.parametrize(("value", "shape"), [("Rows", None), (5, None), (5, (None, np.inf)),

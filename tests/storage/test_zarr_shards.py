@@ -169,7 +169,9 @@ def test_the_store_declares_its_shards_as_blocks(tmp_path):
     assert store.block_calls(run_info(10 ** 6)) == SHARD_MAX_CALLS
     assert calls_per_shard(10 ** 6, 2 ** 20) == 16  # a shard of about 16 MiB at most
     assert ZarrStore(shard_calls=50).block_calls(run_info(100)) == 50
-    assert ZarrStore().block_calls(run_info(10 ** 6)) is None  # the default: per call
+    assert ZarrStore(shard_calls=False).block_calls(run_info(10 ** 6)) is None  # per call
+    assert ZarrStore().block_calls(run_info(10 ** 6)) == SHARD_MAX_CALLS  # default: "auto"
+    assert ZarrStore().block_calls(run_info(100)) is None
     auto = ZarrStore(shard_calls="auto")
     assert auto.block_calls(run_info(SHARD_AUTO_CALLS - 1)) is None
     assert auto.block_calls(run_info(SHARD_AUTO_CALLS)) == -(-SHARD_AUTO_CALLS // SHARD_MIN_COUNT)

@@ -10,13 +10,13 @@
     <out>/<fn>.zarr/acme_extent           ... plus, with an np.inf axis, one int per call
     <out>/<fn>_<i>.pickle                 values zarr cannot hold, per call
 
-With ``store_options={"shard_calls": True}`` (or ``"auto"`` from 10,000 calls,
-or a number of calls per shard) and a finite ``result_shape``, ``result_0`` is a
+From 10,000 calls (the default ``store_options={"shard_calls": "auto"}``; or
+with True, or a number of calls per shard) and a finite ``result_shape``, ``result_0`` is a
 zarr v3 sharded array: one shard file per block of calls instead of one chunk
 file per call, written lock-free because the dispatcher never runs two tasks
 holding calls of one block (:mod:`acme_storage.zarr.shards` explains it all).
-Runs without ``result_shape`` or with an ``np.inf`` axis (``"rows"``, True, or
-``"auto"`` from 10,000 calls) write a zip file per task instead of a group or
+Runs without ``result_shape`` or with an ``np.inf`` axis (from 10,000 calls,
+or with ``"rows"`` or True) write a zip file per task instead of a group or
 chunk files per call (no ``result_0`` array then: each call's slot is its
 ``result_0`` in the zip), and so do the extra return values of a sharded
 ``result_0`` (:mod:`acme_storage.zarr.rows`)::
@@ -160,11 +160,15 @@ class ZarrStore(BaseStore):
         writes lock-free). Default: one chunk per call's result; about 256 KiB
         along an ``np.inf`` axis.
     shard_calls : bool, "auto", "rows" or int, optional
-        False (default): a chunk file or group per call. True: with a finite
+        ``"auto"`` (default): True from
+        :data:`~acme_storage.zarr.shards.SHARD_AUTO_CALLS` (10,000) calls, False
+        below (``benchmarks/README.md``: at 10^4 calls the shards write 3-80x
+        faster and read back 500x faster than a chunk file or group per call,
+        with 14-67 files instead of 10,000-60,000). False: a chunk file or group
+        per call. True: with a finite
         ``result_shape``, ``result_0`` in zarr v3 shards (a size from
         :func:`acme_storage.zarr.shards.calls_per_shard`), otherwise a zip shard per
-        task (:mod:`acme_storage.zarr.rows`); ``"rows"``: the same; ``"auto"``: True
-        from :data:`~acme_storage.zarr.shards.SHARD_AUTO_CALLS` calls; an integer:
+        task (:mod:`acme_storage.zarr.rows`); ``"rows"``: the same; an integer:
         calls per shard of a finite ``result_shape``'s ``result_0`` (refused
         otherwise). With an ``np.inf`` axis, True, ``"rows"`` and ``"auto"`` write
         zip shards.
@@ -189,7 +193,7 @@ class ZarrStore(BaseStore):
 
     def __init__(self, compression: Any = None, compression_level: int | None = None,
                  chunks: Sequence[int] | None = None,
-                 shard_calls: bool | int | str = False) -> None:
+                 shard_calls: bool | int | str = "auto") -> None:
         super().__init__()
         _check_compression(compression, compression_level)
         zshards.check_shard_calls(shard_calls)
