@@ -366,6 +366,21 @@ def test_extras_of_a_sharded_stacked_run_are_zip_rows(client, tmp_path):
     assert "acme_block/result_2" not in group or group["acme_block/result_2"].shape[0] == len(ids)
 
 
+def test_extras_of_one_block_written_by_several_tasks_share_its_zip(client, tmp_path):
+    """Blocks of 20 calls, tasks of 5: each block's four tasks merge into one zip."""
+    options = {"result_shape": (None, 3), "chunk_size": 5}
+    run(tmp_path / "calls", slot_and_extras, 40, False, **options)
+    run(tmp_path / "shards", slot_and_extras, 40, 20, **options)
+    for a, b in zip(open_results(tmp_path / "calls"), open_results(tmp_path / "shards"),
+                    strict=True):
+        assert_same(a, b)
+    zips = shard_files(tmp_path / "shards")
+    assert [p.name for p in zips] == ["slot_and_extras_0.zarr.zip", "slot_and_extras_20.zarr.zip"]
+    group = zarr.open_group(zarr.storage.ZipStore(zips[1], mode="r"), mode="r")
+    held = group["acme_ids"][...].tolist() + [int(k[5:]) for k in group if k.startswith("comp_")]
+    assert sorted(held) == list(range(20, 40))  # rows, and groups for the ragged extras
+
+
 def ragged(i: int) -> Any:
     """np.inf results: lengths 1-4 (calls 0-3 of a task of 4 differ), call 9 fails."""
     if i == 9:
