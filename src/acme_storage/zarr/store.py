@@ -343,7 +343,8 @@ class ZarrStore(BaseStore):
         assert self.run is not None
         run = self.run
         if run.result_shape is not None and self.rows(run):  # np.inf in zip shards
-            index = rows.RowsIndex(self.out, run.func_name, run.n_calls)
+            index = rows.RowsIndex(self.out, run.func_name, run.n_calls,
+                                   rows.ragged_axis(run.result_shape, run.stacking_dim))
             return {i: str(index.path(i)) for i in sorted(index.where)}
         if run.result_shape is not None:
             assert run.stacking_dim is not None
@@ -422,9 +423,12 @@ class ZarrStore(BaseStore):
             return [in_shards[i] if i in in_shards
                     else _read_call(group, run_dir, run.func_name, i, i in run.pickled)
                     if i in run.finished else None for i in range(run.n_calls)]
-        index = rows.RowsIndex(run_dir, run.func_name, run.n_calls)
         if _trust.inside(run_dir, name, "result_0") is None:  # np.inf in zip shards
+            ragged = rows.ragged_axis(stacking.manifest_shape(manifest),
+                                      int(manifest["stacking_dim"]))
+            index = rows.RowsIndex(run_dir, run.func_name, run.n_calls, ragged)
             return _read_rows_stacked(index, manifest, run.finished)
+        index = rows.RowsIndex(run_dir, run.func_name, run.n_calls)
         _trust.inside(run_dir, name, EXTENT)  # zarr follows links: none may leave the run
         return _read_stacked(group, root, manifest, run.finished, index)
 
