@@ -8,6 +8,8 @@ an ``np.inf`` axis (``store_options={"shard_calls": "rows"}``, or True / ``"auto
         acme_ids                              int64, the ids of the calls in the block
         acme_block/result_<k>                 the calls' values stacked as rows (every
                                               call of one signature: names, dtypes, shapes)
+        acme_block/acme_extent                with an np.inf axis: each row's own length
+                                              along it (result_0 padded with 0)
         comp_<i>/result_<k>                   calls that do not fit the block (another
                                               signature, text, bytes, empty arrays)
     <out>/<fn>_<i>.pickle                     values zarr cannot hold, per call (as today)
@@ -29,11 +31,23 @@ rerun of its first call) first takes over the calls it does not hold itself.
 values per call, as the per-call layout does.
 
 With an ``np.inf`` axis, a call's slot (checked and cast as for the per-call
-layout) is its ``result_0``: rows of the block when the task's calls have one
-length, a group each otherwise. No ``result_0`` array is made: a zarr array's
+layout) is its ``result_0``. No ``result_0`` array is made: a zarr array's
 extent along that axis would be rewritten by every writer, which is what the
 per-call layout's provisional ``2**40`` extent and ``acme_extent`` work around;
 ``open_results`` stacks the slots, the axis as long as the longest one.
+The task's calls whose slots differ only in their length along that axis
+(:func:`ragged_axis`: ragged results, e.g. spike trains) are *padded ragged
+rows*: one block ``acme_block/result_0`` padded with 0 (what the per-call layout
+reads back beyond a call's length) to the longest of them, and
+``acme_block/acme_extent`` with each call's own length. A reader checks the
+extent (integers, one per id, 0 <= length <= the padded length:
+:func:`checked_extent`) before slicing; a shard whose extent does not check out
+holds nothing, and its calls run again. Padding may at most double the block's
+``result_0`` bytes (:data:`PAD_MAX`, :func:`_capped`): the longest calls beyond
+that get a group each (one huge call among tiny ones would otherwise make the
+shard hundreds of times its values). Groups (~80 us per call to read back)
+remain for calls that do not fit: another dtype or other lengths along the
+finite axes, text, or the outliers of padding.
 
 A sharded ``result_0`` (:mod:`.shards`) puts its calls' extra return values
 (``result_1``, ...) into the same kind of zip shard per task, written before the
