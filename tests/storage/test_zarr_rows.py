@@ -502,10 +502,10 @@ def test_ragged_rows_are_padded_and_read_as_per_call(client, tmp_path, func, sha
             assert not slots[j, extent[j]:].any()  # padded with 0
 
 
-def ragged_writer(tmp_path: Path, n: int) -> tuple[Path, ZarrStore, Any]:
+def ragged_writer(tmp_path: Path, n: int, **options: Any) -> tuple[Path, ZarrStore, Any]:
     out = tmp_path / "run"
     out.mkdir(exist_ok=True)
-    store = ZarrStore(shard_calls="rows")
+    store = ZarrStore(shard_calls="rows", **options)
     store.prepare(RunInfo(func_name="f", n_calls=n, output_dir=out, result_shape=(n, np.inf),
                           stacking_dim=0, resume=True))
     return out, store, store.writer()
@@ -551,6 +551,19 @@ def test_a_task_of_empty_results_is_a_block_of_length_0(tmp_path):
     assert group["acme_block/acme_extent"][...].tolist() == [0, 0, 0]
     read = read_ragged(out, 3)
     assert read.shape == (3, 0) and not np.ma.getmaskarray(read).any()  # as per call
+
+
+def test_a_compressed_ragged_block_reads_back(tmp_path):
+    lengths = [3, 0, 2, 4]
+    out, store, writer = ragged_writer(tmp_path, 4, compression="zstd")
+    values = {i: np.arange(n, dtype=np.float64) + 1 for i, n in enumerate(lengths)}
+    store.finalize(write_task(writer, values), set())
+    group = zip_groups(shard_files(out)[0])
+    assert [type(c).__name__ for c in group["acme_block/result_0"].compressors] == ["ZstdCodec"]
+    read = read_ragged(out, 4)
+    for i, n in enumerate(lengths):
+        np.testing.assert_array_equal(read[i, :n], values[i])
+        assert not read[i, n:].any()
 
 
 def tampered(path: Path, extent: np.ndarray) -> None:
