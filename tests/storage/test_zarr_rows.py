@@ -620,3 +620,19 @@ def test_a_tampered_shard_of_a_run_runs_again_on_resume(client, tmp_path):
     with pytest.raises(ParallelMapError):  # call 9 fails again; 10-14 run again
         run(out, ragged_1d, 20, "rows", resume=True, retries=0, **options)
     assert_same_stacked(before, open_results(out))
+
+
+def test_a_slot_that_does_not_fit_the_result_shape_is_missing_not_an_error(tmp_path):
+    from acme_storage.zarr.rows import write_shard
+
+    out, store, writer = ragged_writer(tmp_path, 2)  # prepared as (2, np.inf): the container
+    payload = out / "f_payload"
+    payload.mkdir(exist_ok=True)
+    write_shard(str(payload / f"f_0{SHARD_SUFFIX}"), [(0, {"result_0": (np.ones((2, 5)), False)}),
+                                                      (1, {"result_0": (np.ones((1, 3)), False)})],
+                None, None)
+    manifest = {"func_name": "f", "n_calls": 2, "store": "zarr", "finished": [[0, 1]],
+                "result_shape": [None, float("inf"), 3], "stacking_dim": 0,
+                "result_dtype": "float64"}
+    read = ZarrStore.read(out, manifest)  # (2, 5) does not fit (., 3): call 0 is missing
+    assert read.shape == (2, 2, 3) and np.ma.getmaskarray(read)[:, 0, 0].tolist() == [True, False]

@@ -526,10 +526,17 @@ def _read_rows_stacked(index: rows.RowsIndex, manifest: dict[str, Any],
     longest = max((slot.shape[axis] for slot in slots.values() if slot.ndim > axis), default=1)
     full = tuple(longest if k == inf else int(s) for k, s in enumerate(shape))
     data = np.zeros(full, dtype=np.dtype(manifest.get("result_dtype") or "float64"))
+    # a slot fits when its other axes are the result_shape's (a file is not trusted beyond
+    # that); its index is the template's, with the call's id and length (no slot_region
+    # per call: a third of reading 10^5 padded rows back)
+    other = tuple(int(s) for k, s in enumerate(full) if k not in (dim, inf))
+    region: list[Any] = [slice(None)] * len(full)
     written = []
     for i, slot in slots.items():
-        if slot.ndim == len(full) - 1 and slot.shape[axis] <= longest:
-            data[stacking.slot_region(shape, dim, i, slot.shape)] = slot
+        if slot.ndim == len(other) + 1 and slot.shape[axis] <= longest \
+                and slot.shape[:axis] + slot.shape[axis + 1:] == other:
+            region[dim], region[inf] = i, slice(0, slot.shape[axis])
+            data[tuple(region)] = slot
             written.append(i)
     return stacking.with_extras(stacking.apply_mask(data, dim, n, written),
                                 [found[i][1:] for i in sorted(written)])
