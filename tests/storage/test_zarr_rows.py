@@ -636,3 +636,24 @@ def test_a_slot_that_does_not_fit_the_result_shape_is_missing_not_an_error(tmp_p
                 "result_dtype": "float64"}
     read = ZarrStore.read(out, manifest)  # (2, 5) does not fit (., 3): call 0 is missing
     assert read.shape == (2, 2, 3) and np.ma.getmaskarray(read)[:, 0, 0].tolist() == [True, False]
+
+
+def ragged_outlier(i: int) -> Any:
+    """Lengths 1-4, and call 6 of 200: its task's block would be 4 x 200 for 207 values."""
+    return np.arange(200 if i == 6 else i % 4 + 1, dtype=np.float32) + i
+
+
+def test_a_huge_call_among_tiny_ones_gets_a_group_and_reads_as_per_call(client, tmp_path):
+    from stacked_cases import assert_same_stacked
+
+    options = {"result_shape": (None, np.inf), "chunk_size": 4}
+    for where, layout in (("calls", False), ("rows", "rows")):
+        run(tmp_path / where, ragged_outlier, 12, layout, **options)
+    per_call, rows = open_results(tmp_path / "calls"), open_results(tmp_path / "rows")
+    assert_same_stacked(per_call, rows)
+    assert rows.shape == (12, 200)
+    payload = tmp_path / "rows" / "ragged_outlier_payload"
+    group = zip_groups(payload / f"ragged_outlier_4{SHARD_SUFFIX}")
+    assert [k for k in group.group_keys() if k.startswith("comp_")] == ["comp_6"]
+    assert group["acme_ids"][...].tolist() == [4, 5, 7]
+    assert group["acme_block/result_0"].shape == (3, 4)  # 12 for 7 values: at most twice
