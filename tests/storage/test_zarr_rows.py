@@ -469,3 +469,206 @@ def test_a_pickling_codec_in_a_shard_is_not_read(tmp_path):
     write_zip(path, {"zarr.json": GROUP_JSON, "comp_0/zarr.json": GROUP_JSON, **entries})
     with ZipGroup(path) as z, pytest.raises(ValueError, match="pickling codec"):
         z.value("comp_0/result_0")
+
+
+# -- padded ragged rows: an np.inf axis whose lengths differ within a task -----------------
+
+def ragged_1d(i: int) -> Any:
+    """Floats of lengths 0-4 (call 9 fails): a task of 5 pads to 4, at most twice its bytes."""
+    if i == 9:
+        raise ValueError("call 9 fails")
+    return np.arange(i % 5, dtype=np.float64) * i + 0.5, np.int32(i)
+
+
+def ragged_2d(i: int) -> Any:
+    """int32 slots of shape (0-3, 3): the np.inf axis is not the slot's last."""
+    return np.full((i % 4, 3), i, dtype=np.int32) + np.arange(3, dtype=np.int32)
+
+
+def zip_groups(path: Path) -> Any:
+    return zarr.open_group(zarr.storage.ZipStore(path, mode="r"), mode="r")
+
+
+@pytest.mark.parametrize(("func", "shape", "chunk_size"),
+                         [(ragged_1d, (None, np.inf), 5), (ragged_2d, (None, np.inf, 3), 4),
+                          (ragged_2d, (np.inf, 3, None), 4)])
+def test_ragged_rows_are_padded_and_read_as_per_call(client, tmp_path, func, shape,
+                                                     chunk_size):
+    from stacked_cases import assert_same_stacked
+
+    options = {"result_shape": shape, "retries": 0, "chunk_size": chunk_size}
+    for where, layout in (("calls", False), ("rows", "rows")):
+        if func is ragged_1d:
+            with pytest.raises(ParallelMapError):
+                run(tmp_path / where, func, 20, layout, **options)
+        else:
+            run(tmp_path / where, func, 20, layout, **options)
+    per_call, rows = open_results(tmp_path / "calls"), open_results(tmp_path / "rows")
+    assert_same_stacked(per_call, rows)
+    assert Manifest.load(tmp_path / "rows").finished == Manifest.load(tmp_path / "calls").finished
+    for path in shard_files(tmp_path / "rows"):  # one padded block each, no group per call
+        group = zip_groups(path)
+        assert not [k for k in group.group_keys() if k.startswith("comp_")]
+        ids, extent = group["acme_ids"][...], group["acme_block/acme_extent"][...]
+        slots = group["acme_block/result_0"][...]
+        assert extent.shape == ids.shape and slots.shape[1] == extent.max()
+        for j, i in enumerate(ids.tolist()):
+            assert extent[j] == i % (5 if func is ragged_1d else 4)
+            assert not slots[j, extent[j]:].any()  # padded with 0
+
+
+def ragged_writer(tmp_path: Path, n: int, **options: Any) -> tuple[Path, ZarrStore, Any]:
+    out = tmp_path / "run"
+    out.mkdir(exist_ok=True)
+    store = ZarrStore(shard_calls="rows", **options)
+    store.prepare(RunInfo(func_name="f", n_calls=n, output_dir=out, result_shape=(n, np.inf),
+                          stacking_dim=0, resume=True))
+    return out, store, store.writer()
+
+
+def write_task(writer: Any, values: dict[int, Any]) -> list[Any]:
+    writer.begin_chunk(sorted(values))
+    refs = [writer.write(i, v) for i, v in sorted(values.items())]
+    writer.end_chunk()
+    return refs
+
+
+def read_ragged(out: Path, n: int) -> Any:
+    manifest = {"func_name": "f", "n_calls": n, "store": "zarr", "finished": [[0, n - 1]],
+                "result_shape": [None, float("inf")], "stacking_dim": 0,
+                "result_dtype": "float64"}
+    return ZarrStore.read(out, manifest)
+
+
+def test_padding_at_most_doubles_a_block_the_longest_calls_get_groups(tmp_path):
+    lengths = [1, 0, 2, 2, 50, 1, 3]  # padded to 3: 6 x 3 values for 9 of their own
+    out, store, writer = ragged_writer(tmp_path, len(lengths))
+    values = {i: np.arange(n, dtype=np.float64) + i for i, n in enumerate(lengths)}
+    refs = write_task(writer, values)
+    store.finalize(refs, set())
+    group = zip_groups(shard_files(out)[0])
+    assert sorted(k for k in group.group_keys() if k.startswith("comp_")) == ["comp_4"]
+    assert group["acme_ids"][...].tolist() == [0, 1, 2, 3, 5, 6]
+    assert group["acme_block/acme_extent"][...].tolist() == [1, 0, 2, 2, 1, 3]
+    assert group["acme_block/result_0"].shape == (6, 3)  # 50 among them: 7 x 50 for 59
+    read = read_ragged(out, len(lengths))
+    assert read.shape == (7, 50) and not np.ma.is_masked(read)
+    for i, n in enumerate(lengths):
+        np.testing.assert_array_equal(read[i, :n], values[i])
+        assert not read[i, n:].any()
+
+
+def test_a_task_of_empty_results_is_a_block_of_length_0(tmp_path):
+    out, store, writer = ragged_writer(tmp_path, 3)
+    refs = write_task(writer, {i: np.zeros(0) for i in range(3)})
+    store.finalize(refs, set())
+    group = zip_groups(shard_files(out)[0])
+    assert group["acme_block/acme_extent"][...].tolist() == [0, 0, 0]
+    read = read_ragged(out, 3)
+    assert read.shape == (3, 0) and not np.ma.getmaskarray(read).any()  # as per call
+
+
+def test_a_compressed_ragged_block_reads_back(tmp_path):
+    lengths = [3, 0, 2, 4]
+    out, store, writer = ragged_writer(tmp_path, 4, compression="zstd")
+    values = {i: np.arange(n, dtype=np.float64) + 1 for i, n in enumerate(lengths)}
+    store.finalize(write_task(writer, values), set())
+    group = zip_groups(shard_files(out)[0])
+    assert [type(c).__name__ for c in group["acme_block/result_0"].compressors] == ["ZstdCodec"]
+    read = read_ragged(out, 4)
+    for i, n in enumerate(lengths):
+        np.testing.assert_array_equal(read[i, :n], values[i])
+        assert not read[i, n:].any()
+
+
+def tampered(path: Path, extent: np.ndarray) -> None:
+    from acme_storage.zarr.zips import ZipGroup, write_zip
+
+    with ZipGroup(str(path)) as z:
+        entries = {name: z.read(name) for name in z.names
+                   if not name.startswith("acme_block/acme_extent/")}
+    entries.update(array_entries("acme_block/acme_extent", extent, False, None))
+    write_zip(str(path), entries)
+
+
+@pytest.mark.parametrize("extent", [[1, 2, 4, 2], [1, -1, 3, 2], [1, 2, 3], [1, 2, 3, 2, 1],
+                                    [1.0, 2.0, 3.0, 2.0], [[1, 2, 3, 2]]])
+def test_a_shard_whose_extent_does_not_check_out_holds_nothing(tmp_path, extent):
+    lengths = [1, 2, 3, 2]
+    out, store, writer = ragged_writer(tmp_path, 4)
+    values = {i: np.arange(n, dtype=np.float64) + 1 for i, n in enumerate(lengths)}
+    refs = write_task(writer, values)
+    assert sorted(store.existing()) == [0, 1, 2, 3]
+    tampered(shard_files(out)[0], np.array(extent))
+    assert store.existing() == {}  # its calls run again
+    assert np.ma.getmaskarray(read_ragged(out, 4)).all()
+    refs = write_task(writer, values)  # the rerun replaces the shard
+    store.finalize(refs, set())
+    read = read_ragged(out, 4)
+    assert sorted(store.existing()) == [0, 1, 2, 3] and not np.ma.is_masked(read)
+    for i, n in enumerate(lengths):
+        np.testing.assert_array_equal(read[i, :n], values[i])
+
+
+def test_a_rerun_of_a_ragged_shards_first_call_keeps_the_others_lengths(tmp_path):
+    out, store, writer = ragged_writer(tmp_path, 4)
+    refs = write_task(writer, {i: np.arange(i + 1, dtype=np.float64) + 1 for i in range(4)})
+    refs[0] = write_task(writer, {0: np.full(3, 7.0)})[0]  # a retry of call 0 alone
+    store.finalize(refs, set())
+    assert len(shard_files(out)) == 1
+    read = read_ragged(out, 4)
+    np.testing.assert_array_equal(np.ma.getdata(read), [[7, 7, 7, 0], [1, 2, 0, 0],
+                                                         [1, 2, 3, 0], [1, 2, 3, 4]])
+
+
+def test_a_tampered_shard_of_a_run_runs_again_on_resume(client, tmp_path):
+    from stacked_cases import assert_same_stacked
+
+    options = {"result_shape": (None, np.inf), "chunk_size": 5}
+    out = tmp_path / "run"
+    with pytest.raises(ParallelMapError):
+        run(out, ragged_1d, 20, "rows", retries=0, **options)
+    before = open_results(out)
+    path = out / "ragged_1d_payload" / f"ragged_1d_10{SHARD_SUFFIX}"
+    tampered(path, np.array([0, 1, 2, 9, 4]))  # 9: beyond the padded length
+    assert np.ma.getmaskarray(open_results(out)[0])[10:15].all()  # [0]: without extras
+    with pytest.raises(ParallelMapError):  # call 9 fails again; 10-14 run again
+        run(out, ragged_1d, 20, "rows", resume=True, retries=0, **options)
+    assert_same_stacked(before, open_results(out))
+
+
+def test_a_slot_that_does_not_fit_the_result_shape_is_missing_not_an_error(tmp_path):
+    from acme_storage.zarr.rows import write_shard
+
+    out, store, writer = ragged_writer(tmp_path, 2)  # prepared as (2, np.inf): the container
+    payload = out / "f_payload"
+    payload.mkdir(exist_ok=True)
+    write_shard(str(payload / f"f_0{SHARD_SUFFIX}"), [(0, {"result_0": (np.ones((2, 5)), False)}),
+                                                      (1, {"result_0": (np.ones((1, 3)), False)})],
+                None, None)
+    manifest = {"func_name": "f", "n_calls": 2, "store": "zarr", "finished": [[0, 1]],
+                "result_shape": [None, float("inf"), 3], "stacking_dim": 0,
+                "result_dtype": "float64"}
+    read = ZarrStore.read(out, manifest)  # (2, 5) does not fit (., 3): call 0 is missing
+    assert read.shape == (2, 2, 3) and np.ma.getmaskarray(read)[:, 0, 0].tolist() == [True, False]
+
+
+def ragged_outlier(i: int) -> Any:
+    """Lengths 1-4, and call 6 of 200: its task's block would be 4 x 200 for 207 values."""
+    return np.arange(200 if i == 6 else i % 4 + 1, dtype=np.float32) + i
+
+
+def test_a_huge_call_among_tiny_ones_gets_a_group_and_reads_as_per_call(client, tmp_path):
+    from stacked_cases import assert_same_stacked
+
+    options = {"result_shape": (None, np.inf), "chunk_size": 4}
+    for where, layout in (("calls", False), ("rows", "rows")):
+        run(tmp_path / where, ragged_outlier, 12, layout, **options)
+    per_call, rows = open_results(tmp_path / "calls"), open_results(tmp_path / "rows")
+    assert_same_stacked(per_call, rows)
+    assert rows.shape == (12, 200)
+    payload = tmp_path / "rows" / "ragged_outlier_payload"
+    group = zip_groups(payload / f"ragged_outlier_4{SHARD_SUFFIX}")
+    assert [k for k in group.group_keys() if k.startswith("comp_")] == ["comp_6"]
+    assert group["acme_ids"][...].tolist() == [4, 5, 7]
+    assert group["acme_block/result_0"].shape == (3, 4)  # 12 for 7 values: at most twice

@@ -215,6 +215,19 @@ class ZipGroup:
         """The names of the nodes directly inside the group ``prefix``."""
         return sorted(self._children.get(prefix, []))
 
+    def shape(self, prefix: str) -> tuple[int, ...]:
+        """The array ``prefix``'s shape, from its metadata (no data read).
+
+        Raises
+        ------
+        ValueError
+            The metadata holds no shape of non-negative integers.
+        """
+        shape = self._meta(prefix).get("shape")
+        if not isinstance(shape, list) or not all(isinstance(s, int) and s >= 0 for s in shape):
+            raise ValueError(f"{self.path}: {prefix} has no shape")
+        return tuple(shape)
+
     def array(self, prefix: str) -> np.ndarray[Any, Any]:
         """The array ``prefix`` (by hand when it is one plain chunk, else through zarr)."""
         raw = self._by_hand(prefix)
