@@ -24,6 +24,25 @@ def client():
     cluster.close()
 
 
+@pytest.fixture(autouse=True)
+def _both_workers_up(request):
+    """A test on the session's cluster starts with both workers up.
+
+    Tests kill workers on purpose; the nanny restarts them, but on a busy machine a
+    worker killed again while it restarts stays away longer than distributed's
+    ``lost-worker-timeout`` and the cluster forgets it for good (acme-core revives the
+    clusters it starts itself, not one the user brought, as here): the next test
+    would run on one worker, or none.
+    """
+    if "client" in request.fixturenames:
+        client = request.getfixturevalue("client")
+        cluster = client.cluster
+        if cluster is not None and len(cluster.workers) < 2:
+            cluster.scale(2)
+        client.wait_for_workers(2, timeout=120)
+    yield
+
+
 @pytest.fixture
 def in_tmp(tmp_path, monkeypatch):
     """Run the test with the current directory in a scratch directory."""
