@@ -18,11 +18,19 @@ B = TypeVar("B")
 
 
 class TaskBuffers(Generic[B]):
-    """The buffers of the tasks running in this process (not picklable: made per process)."""
+    """The buffers of the tasks running in this process.
+
+    A writer holding one is pickled to the workers: it unpickles as a new, empty
+    one there (buffers stay in the process whose tasks filled them), so writers
+    need no pickling code of their own for it.
+    """
 
     def __init__(self) -> None:
         self._by_call: dict[int, B] = {}
         self._mine = threading.local()
+
+    def __reduce__(self) -> tuple[type[TaskBuffers[B]], tuple[()]]:
+        return (type(self), ())
 
     def begin(self, task_ids: list[int], buffer: B) -> None:
         """The task of ``task_ids``, running in this thread, buffers in ``buffer``."""

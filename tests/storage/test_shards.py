@@ -478,3 +478,14 @@ def test_shard_blocks_are_compressed_as_the_store_says(client, tmp_path, layout)
             assert h5f["acme_block"]["result_0"].compression == "gzip"
     values = open_results(tmp_path / "run")
     assert [list(np.asarray(v).ravel()) for v in values] == [[i] * 3 for i in range(40)]
+
+
+def test_task_buffers_unpickle_empty():
+    """A shard writer is pickled to the workers with its buffers: they arrive empty."""
+    from acme_storage._task_buffers import TaskBuffers
+
+    buffers: TaskBuffers[str] = TaskBuffers()
+    buffers.begin([1, 2], "the task's values")
+    copy = pickle.loads(pickle.dumps(buffers))
+    assert buffers.of(1) == "the task's values"
+    assert copy.of(1) is None and copy.end() is None

@@ -173,20 +173,8 @@ class HDF5ShardWriter(HDF5Writer):
         self.rows = rows
         #: a stacked run's block stacks ``result_0`` along ``result_shape``'s axis
         self.stacking_dim = None if self.slot is None else self.slot[1]
-        self._setup()
-
-    def _setup(self) -> None:
         # the buffers of the tasks running in this process (see acme_storage._task_buffers)
         self._tasks: TaskBuffers[shards.ShardBuffer] = TaskBuffers()
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        del state["_tasks"]
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._setup()
 
     def _shard_path(self, first: int) -> str:
         return os.path.join(self.payload, shards.shard_name(self.func_name, first))

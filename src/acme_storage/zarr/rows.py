@@ -432,20 +432,8 @@ class ZarrRowsWriter(ZarrWriter):
         self.payload = payload
         self.fsync = fsync
         self.shard_bytes = shard_bytes
-        self._setup()
-
-    def _setup(self) -> None:
         # the buffers of the tasks running in this process (see acme_storage._task_buffers)
         self._tasks: TaskBuffers[_Buffer] = TaskBuffers()
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = super().__getstate__()
-        del state["_tasks"]
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._setup()
 
     def _shard_path(self, first: int) -> str:
         return os.path.join(self.payload, shard_name(self.func_name, first))

@@ -369,20 +369,12 @@ class ZarrShardWriter(ZarrWriter):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._metadata: bytes | None = None
-        self._setup()
-
-    def _setup(self) -> None:
         # the buffers of the tasks running in this process (see acme_storage._task_buffers)
         self._tasks: TaskBuffers[_Buffer] = TaskBuffers()
 
     def __getstate__(self) -> dict[str, Any]:
-        state = super().__getstate__()
-        del state["_tasks"]
-        return {**state, "_metadata": None}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._setup()
+        # result_0's metadata is read again where the writer runs
+        return {**super().__getstate__(), "_metadata": None}
 
     def begin_chunk(self, task_ids: list[int]) -> None:
         """Start buffering the slots of the task's calls ``task_ids``."""
