@@ -37,9 +37,10 @@ def acme(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, client) -> Path:
+def runs(tmp_path_factory, dask_session) -> Path:
     """Runs on the session's dask cluster: for every store one with call 3 failed
     (``<store>-failed``) and one complete (``<store>-ok``); plus a stacked run with a failure."""
+    dask_session.healthy()  # both workers up; ParallelMap(backend="auto") attaches to it
     base = tmp_path_factory.mktemp("cli-runs")
     marker = str(base / "fixed")
     for store in STORES:
