@@ -77,6 +77,21 @@ def shard_files(out: Path) -> list[Path]:
     return sorted(out.rglob(f"*{SHARD_SUFFIX}"))
 
 
+def per_call_and_rows(tmp_path: Path, func: Any, shape: Any, chunk_size: int,
+                      fails: bool) -> tuple[Any, Any]:
+    """20 calls of ``func`` with ``result_shape=shape`` in the per-call layout
+    (``<tmp>/calls``) and in zip shards (``<tmp>/rows``), read back; ``fails``: a
+    call of ``func`` raises, so each run does."""
+    options = {"result_shape": shape, "retries": 0, "chunk_size": chunk_size}
+    for where, layout in (("calls", False), ("rows", "rows")):
+        if fails:
+            with pytest.raises(ParallelMapError):
+                run(tmp_path / where, func, 20, layout, **options)
+        else:
+            run(tmp_path / where, func, 20, layout, **options)
+    return open_results(tmp_path / "calls"), open_results(tmp_path / "rows")
+
+
 def files_of(out: Path) -> list[Path]:
     return [p for p in out.rglob("*") if p.is_file()]
 
@@ -399,14 +414,7 @@ def test_an_inf_axis_in_zip_shards_reads_as_per_call_chunks(client, tmp_path, fu
                                                              chunk_size):
     from stacked_cases import assert_same_stacked
 
-    options = {"result_shape": shape, "retries": 0, "chunk_size": chunk_size}
-    for where, layout in (("calls", False), ("rows", "rows")):
-        if func is ragged:
-            with pytest.raises(ParallelMapError):
-                run(tmp_path / where, func, 20, layout, **options)
-        else:
-            run(tmp_path / where, func, 20, layout, **options)
-    per_call, rows = open_results(tmp_path / "calls"), open_results(tmp_path / "rows")
+    per_call, rows = per_call_and_rows(tmp_path, func, shape, chunk_size, fails=func is ragged)
     assert_same_stacked(per_call, rows)
     assert not (tmp_path / "rows" / f"{func.__name__}.zarr" / "result_0").exists()
     assert 0 < len(shard_files(tmp_path / "rows")) <= 20
@@ -496,14 +504,8 @@ def test_ragged_rows_are_padded_and_read_as_per_call(client, tmp_path, func, sha
                                                      chunk_size):
     from stacked_cases import assert_same_stacked
 
-    options = {"result_shape": shape, "retries": 0, "chunk_size": chunk_size}
-    for where, layout in (("calls", False), ("rows", "rows")):
-        if func is ragged_1d:
-            with pytest.raises(ParallelMapError):
-                run(tmp_path / where, func, 20, layout, **options)
-        else:
-            run(tmp_path / where, func, 20, layout, **options)
-    per_call, rows = open_results(tmp_path / "calls"), open_results(tmp_path / "rows")
+    per_call, rows = per_call_and_rows(tmp_path, func, shape, chunk_size,
+                                       fails=func is ragged_1d)
     assert_same_stacked(per_call, rows)
     assert Manifest.load(tmp_path / "rows").finished == Manifest.load(tmp_path / "calls").finished
     for path in shard_files(tmp_path / "rows"):  # one padded block each, no group per call
